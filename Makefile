@@ -1,0 +1,37 @@
+# w2vlens: `make run` runs the main job on the embedded demo, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: help setup run test ui lint demo
+
+help: ## Show the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Create .venv: torch 2.13.0 first (the CPU wheel here), then w2vlens editable with dev tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra overrides in ARGS="..."
+	$(PY) -m run $(ARGS)
+
+test: setup ## Run the fast test suite (offline, tiny random checkpoints)
+	$(PY) -m pytest -q
+
+ui: setup ## MLflow UI over this project's store on http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
+		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+
+lint: setup ## Ruff over the code
+	$(VENV)/bin/ruff check src tests scripts run.py
+
+demo: setup ## Rebuild the demo corpus and the demo model pair (deterministic, about 20 min on 2 cores)
+	$(PY) scripts/build_demo.py

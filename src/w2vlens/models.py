@@ -1,0 +1,136 @@
+"""Loading wav2vec2-family checkpoints (hub id or local folder) through the Auto classes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForCTC,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+from transformers.utils import logging as transformers_logging
+
+from w2vlens.errors import W2VLensError
+
+BLANK_LABEL = "blank"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model with its feature extractor, its CTC vocabulary and a cache fingerprint."""
+
+    name: str
+    model: PreTrainedModel
+    feature_extractor: object
+    vocabulary: list[str] | None  # CTC output labels by id; None without a CTC head
+    fingerprint: str
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.feature_extractor.sampling_rate)
+
+    @property
+    def is_ctc(self) -> bool:
+        return self.vocabulary is not None
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then the CPU."""
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto` is bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU."""
+    if dtype != "auto":
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
+
+
+def _is_local(name: str) -> bool:
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
+def _fingerprint(name: str, config: object) -> str:
+    if _is_local(name):
+        folder = Path(name).expanduser().resolve()
+        parts = [str(folder)] + [
+            f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(folder.iterdir()) if f.is_file()
+        ]
+    else:
+        parts = [name, str(getattr(config, "_commit_hash", None))]
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _load_config(name: str) -> object:
+    if _is_local(name):
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise W2VLensError(f"{name}: checkpoint folder does not exist")
+        if not (folder / "config.json").is_file():
+            raise W2VLensError(f"{name}: not a Hugging Face checkpoint folder (no config.json)")
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (HF_HUB_OFFLINE=1: download it once, or pass a local folder)" if offline else ""
+        raise W2VLensError(f"{name}: cannot load checkpoint{hint}: {str(error).splitlines()[0]}") from None
+
+
+def ctc_vocabulary(tokenizer: object, vocab_size: int) -> list[str]:
+    """Label names by CTC output id; the pad token is the CTC blank, named 'blank'."""
+    by_id = {index: token for token, index in tokenizer.get_vocab().items()}
+    labels = [by_id.get(index, f"<{index}>") for index in range(vocab_size)]
+    labels[tokenizer.pad_token_id] = BLANK_LABEL
+    return labels
+
+
+def load_checkpoint(name: str, require_ctc: bool, device: torch.device, dtype: torch.dtype) -> Checkpoint:
+    """Loads `name` for inference; with `require_ctc` it must carry a CTC head and tokenizer."""
+    config = _load_config(name)
+    architectures = getattr(config, "architectures", None) or []
+    has_ctc = any(arch.endswith("ForCTC") for arch in architectures)
+    if require_ctc and not has_ctc:
+        raise W2VLensError(
+            f"{name}: not a CTC model (architectures: {architectures or 'none'}); "
+            "the fine-tuned side of a pair needs a CTC head"
+        )
+    try:
+        if has_ctc:
+            model = AutoModelForCTC.from_pretrained(name, dtype=dtype)
+        else:
+            # A pre-training checkpoint's quantizer and projection heads are expected leftovers:
+            # silence transformers' load report about them.
+            verbosity = transformers_logging.get_verbosity()
+            transformers_logging.set_verbosity_error()
+            try:
+                model = AutoModel.from_pretrained(name, dtype=dtype)
+            finally:
+                transformers_logging.set_verbosity(verbosity)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(name)
+        vocabulary = ctc_vocabulary(AutoTokenizer.from_pretrained(name), config.vocab_size) if has_ctc else None
+    except (OSError, ValueError) as error:
+        raise W2VLensError(f"{name}: cannot load checkpoint: {str(error).splitlines()[0]}") from None
+    model.eval().to(device)
+    return Checkpoint(name, model, feature_extractor, vocabulary, _fingerprint(name, config))

@@ -1,0 +1,22 @@
+"""Transcript normalisation shared by training, labelling and scoring."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+WORD_DELIMITER = "|"
+_PUNCTUATION = re.compile(r"[^\w\s'-]|_")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Lower-cases, composes accents (NFC), drops punctuation and collapses whitespace."""
+    text = unicodedata.normalize("NFC", text).lower()
+    text = _PUNCTUATION.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def characters_outside(text: str, vocabulary: set[str]) -> list[str]:
+    """Characters of normalised `text` (spaces as the word delimiter) missing from `vocabulary`."""
+    return sorted({ch for ch in text.replace(" ", WORD_DELIMITER) if ch not in vocabulary})

@@ -1,0 +1,145 @@
+"""The Hydra app end to end on tiny checkpoints: what a user runs and what lands in MLflow."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import REPO_ROOT, save_tiny_pair
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from w2vlens.app import run
+from w2vlens.config import register_resolvers
+from w2vlens.errors import W2VLensError
+from w2vlens.tracking import tracking_uri
+
+
+def overrides_for(pair: tuple[Path, Path], manifest: Path, work: Path) -> list[str]:
+    return [
+        "data=manifest", f"data.path={manifest}", "pair=custom", f"pair.pretrained={pair[0]}",
+        f"pair.finetuned={pair[1]}", f"cache_dir={work / 'cache'}", f"tracking.dir={work / 'mlruns'}",
+    ]
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def runs(work: Path) -> pd.DataFrame:
+    mlflow.set_tracking_uri(tracking_uri(work / "mlruns"))
+    return mlflow.search_runs(experiment_names=["w2vlens"])
+
+
+def test_default_config_is_the_demo() -> None:
+    cfg = compose_config([])
+    assert cfg.data._target_ == "w2vlens.data.demo_corpus" and cfg.pair.name == "demo"
+    assert cfg.model.name == "finetuned" and cfg.model.layer == -1 and cfg.cluster.k == "auto"
+    assert Path(cfg.pair.finetuned).name == "finetuned"
+
+
+def test_run_logs_scores_config_table_and_figure(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                                 tmp_path: Path) -> None:
+    scores = run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path)))
+    assert {"ami", "homogeneity", "completeness", "nmi", "ari", "v_measure"} <= set(scores)
+    logged = runs(tmp_path)
+    assert len(logged) == 1
+    record = logged.iloc[0]
+    assert record["metrics.ami"] == pytest.approx(scores["ami"])
+    assert record["metrics.k"] == 33  # 32 CTC outputs + 1
+    assert record["params.cluster.estimator.spherical"] == "False"
+    assert record["tags.view"] == "finetuned" and record["tags.pair"] == "custom"
+    client = MlflowClient()
+    artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
+    assert artifacts == {"tables/clusters_layer_02.json", "figures/contingency_layer_02.png"}
+
+
+@pytest.mark.parametrize("model", ["pretrained", "cnn"])
+def test_pretrained_and_cnn_views(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path,
+                                  model: str) -> None:
+    scores = run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + [f"model={model}"]))
+    assert 0.0 <= scores["homogeneity"] <= 1.0
+    assert runs(tmp_path).iloc[0]["tags.view"] == model
+
+
+def test_several_layers_are_logged_as_steps(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                            tmp_path: Path) -> None:
+    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["layer=[0,-1]"]))
+    history = MlflowClient().get_metric_history(runs(tmp_path).iloc[0].run_id, "ami")
+    assert sorted(m.step for m in history) == [0, 2]
+
+
+def _break_first_audio(manifest: Path, how: str) -> None:
+    table = pd.read_csv(manifest, sep="\t")
+    if how == "missing":
+        table.loc[0, "audio"] = "wav/nowhere.wav"
+    elif how == "empty":
+        sf.write(manifest.parent / "wav" / "u0.wav", np.zeros(0, np.float32), 16000)
+    elif how == "unreadable":
+        (manifest.parent / "wav" / "u0.wav").write_bytes(b"garbage")
+    elif how == "vocabulary":
+        table.loc[2, "text"] = "tuuli ü 7"
+    table.to_csv(manifest, sep="\t", index=False)
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("missing", "audio file not found: .*nowhere.wav"),
+    ("empty", r"u0\.wav: audio file is empty"),
+    ("unreadable", r"u0\.wav: unreadable audio"),
+    ("vocabulary", r"u2\.wav: transcript of 'u2' has characters outside the model's vocabulary: '7' 'ü'"),
+])
+def test_bad_data_is_named_and_leaves_no_cache(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                               tmp_path: Path, how: str, message: str) -> None:
+    _break_first_audio(corpus_manifest, how)
+    with pytest.raises(W2VLensError, match=message):
+        run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path)))
+    stores = tmp_path / "cache" / "stores"
+    assert not stores.exists() or list(stores.iterdir()) == []
+
+
+def test_bad_checkpoints_are_named(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
+    base = overrides_for(tiny_pair, corpus_manifest, tmp_path)
+    with pytest.raises(W2VLensError, match=r"/no/such/model: checkpoint folder does not exist"):
+        run(compose_config(base + ["pair.finetuned=/no/such/model"]))
+    with pytest.raises(W2VLensError, match=r"pretrained: not a CTC model"):
+        run(compose_config(base + [f"pair.finetuned={tiny_pair[0]}"]))
+    assert not (tmp_path / "cache" / "stores").exists()
+
+
+def test_too_many_clusters_is_a_one_line_error(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                               tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "run", *overrides_for(tiny_pair, corpus_manifest, tmp_path),
+               "cluster.k=100000", f"hydra.run.dir={tmp_path / 'out'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: k=100000 is larger than the number of frames (399)")
+    assert "Traceback" not in result.stderr
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "cache" / "stores").iterdir())
+
+
+def test_sweep_makes_children_of_one_parent_and_reuses_the_cache(tmp_path: Path, corpus_manifest: Path) -> None:
+    pair = save_tiny_pair(tmp_path / "pair")
+    command = [sys.executable, "-m", "run", "-m", *overrides_for(pair, corpus_manifest, tmp_path),
+               "model=pretrained,finetuned", "cluster=kmeans,spherical", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    for _ in range(2):
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+    logged = runs(tmp_path)
+    parents = logged[logged["tags.sweep"] == "true"]
+    assert len(parents) == 2
+    for parent_id in parents.run_id:
+        children = logged[logged["tags.mlflow.parentRunId"] == parent_id]
+        assert sorted(children["tags.mlflow.runName"]) == [
+            "finetuned kmeans k=33", "finetuned spherical k=33", "pretrained kmeans k=33", "pretrained spherical k=33"]
+    second = logged[logged["tags.mlflow.parentRunId"] == parents.sort_values("start_time").run_id.iloc[-1]]
+    assert (second["metrics.cache_hit_finetuned"] == 1).all()
+    assert (second.dropna(subset=["metrics.cache_hit_pretrained"])["metrics.cache_hit_pretrained"] == 1).all()
+    assert "cache hit" in result.stdout + result.stderr

@@ -1,0 +1,76 @@
+"""K-means backends agree with each other and recover well separated clusters."""
+
+import numpy as np
+import pytest
+import torch
+
+from w2vlens.cluster import KMeans, pick_backend
+from w2vlens.errors import W2VLensError
+from w2vlens.metrics import cluster_summary, clustering_scores, contingency
+
+
+def blobs(n_per: int = 300, k: int = 5, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=10.0, size=(k, dim))
+    labels = np.repeat(np.arange(k), n_per)
+    return (centers[labels] + rng.normal(size=(len(labels), dim))).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("backend", ["faiss", "torch", "sklearn"])
+@pytest.mark.parametrize("spherical", [False, True])
+def test_backends_recover_separated_blobs(backend: str, spherical: bool) -> None:
+    points, labels = blobs()
+    kmeans = KMeans(5, spherical=spherical, backend=backend, device="cpu", n_init=3, seed=1).fit(points)
+    assert kmeans.backend_ == backend
+    assert clustering_scores(labels, kmeans.labels_)["ami"] > 0.99
+    assert np.array_equal(kmeans.predict(points), kmeans.labels_)
+    if spherical:
+        assert np.allclose(np.linalg.norm(kmeans.cluster_centers_, axis=1), 1.0, atol=1e-5)
+
+
+def test_inertia_is_comparable_across_backends() -> None:
+    points, _ = blobs(n_per=200, k=8, dim=32, seed=3)
+    inertia = {b: KMeans(8, backend=b, device="cpu", n_init=3, seed=0).fit(points).inertia_
+               for b in ("faiss", "torch", "sklearn")}
+    assert max(inertia.values()) <= 1.01 * min(inertia.values())
+
+
+def test_spherical_clusters_directions_not_magnitudes() -> None:
+    rng = np.random.default_rng(0)
+    directions = np.array([[1.0, 0.0], [0.0, 1.0]])
+    labels = np.repeat([0, 1], 200)
+    scale = rng.uniform(0.1, 100.0, size=(400, 1))
+    points = (directions[labels] + rng.normal(scale=0.05, size=(400, 2))) * scale
+    spherical = KMeans(2, spherical=True, device="cpu", n_init=3).fit(points.astype(np.float32))
+    assert clustering_scores(labels, spherical.labels_)["ami"] > 0.95
+
+
+def test_k_larger_than_frames_is_an_error() -> None:
+    with pytest.raises(W2VLensError, match=r"k=11 is larger than the number of frames \(10\)"):
+        KMeans(11, device="cpu").fit(np.zeros((10, 2), np.float32))
+
+
+def test_auto_backend_without_gpu_is_faiss_cpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert pick_backend("auto", "auto") == ("faiss", "cpu")
+
+
+def test_scores_perfect_and_chance() -> None:
+    truth = np.repeat(np.arange(4), 250)
+    perfect = clustering_scores(truth, (truth + 1) % 4)  # same partition, other ids
+    assert perfect["ami"] == pytest.approx(1.0) and perfect["homogeneity"] == pytest.approx(1.0)
+    chance = clustering_scores(truth, np.random.default_rng(0).integers(0, 4, truth.size))
+    assert abs(chance["ami"]) < 0.02
+    merged = clustering_scores(truth, truth // 2)  # two labels per cluster: complete, not homogeneous
+    assert merged["completeness"] == pytest.approx(1.0) and merged["homogeneity"] == pytest.approx(0.5)
+
+
+def test_cluster_summary_names_majority_labels() -> None:
+    clusters = np.array([0, 0, 0, 1, 1])
+    labels = np.array([2, 2, 1, 0, 0])
+    summary = cluster_summary(contingency(clusters, labels, ["blank", "a", "b"]))
+    assert summary.to_dict("records")[0] == {
+        "cluster": 0, "size": 3, "majority_label": "b", "purity": pytest.approx(2 / 3),
+        "top_labels": "b (2), a (1)"}
+    assert summary.loc[1, "majority_label"] == "blank"
