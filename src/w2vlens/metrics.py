@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from rapidfuzz.distance import Levenshtein
 from sklearn import metrics
 
 
@@ -40,3 +41,10 @@ def cluster_summary(table: pd.DataFrame) -> pd.DataFrame:
             "top_labels": ", ".join(f"{label} ({count})" for label, count in top.head(3).items() if count),
         })
     return pd.DataFrame(rows).sort_values("size", ascending=False, ignore_index=True)
+
+
+def character_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Character edit distance summed over utterances divided by the total reference length
+    (spaces count as characters)."""
+    edits = sum(Levenshtein.distance(r, h) for r, h in zip(references, hypotheses, strict=True))
+    return edits / max(1, sum(len(r) for r in references))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,32 +28,36 @@ from w2vlens.demo.annotators import PROFILES, annotate
 from w2vlens.demo.espeak import EspeakSynthesizer
 from w2vlens.demo.sentences import make_utterance
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 4
 SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)
 class Speaker:
-    """An eSpeak NG voice variant with the rate (words/min) and pitch (0-99) of one speaker."""
+    """An eSpeak NG voice variant with the rate (words/min), pitch and pitch range (0-99) of one
+    speaker."""
 
     name: str
     variant: str
     gender: str
     rate: int
     pitch: int
+    pitch_range: int
 
 
+# Voice variants whose first synthesis in a fresh process is reproducible (f2, f3 and f5, for
+# one, are not), with each speaker's own rate, pitch and pitch range.
 SPEAKERS = [
-    Speaker("spk01", "m1", "male", 155, 40),
-    Speaker("spk02", "m3", "male", 175, 30),
-    Speaker("spk03", "m6", "male", 140, 50),
-    Speaker("spk04", "m2", "male", 165, 45),
-    Speaker("spk05", "m7", "male", 150, 35),
-    Speaker("spk06", "f1", "female", 160, 60),
-    Speaker("spk07", "f2", "female", 145, 70),
-    Speaker("spk08", "f3", "female", 170, 55),
-    Speaker("spk09", "f4", "female", 155, 65),
-    Speaker("spk10", "f5", "female", 180, 75),
+    Speaker("spk01", "m1", "male", 155, 35, 50),
+    Speaker("spk02", "m3", "male", 175, 25, 40),
+    Speaker("spk03", "m6", "male", 140, 45, 60),
+    Speaker("spk04", "klatt6", "male", 165, 40, 70),
+    Speaker("spk05", "m7", "male", 185, 50, 30),
+    Speaker("spk06", "f1", "female", 160, 80, 60),
+    Speaker("spk07", "klatt", "female", 145, 85, 70),
+    Speaker("spk08", "klatt5", "female", 170, 75, 50),
+    Speaker("spk09", "klatt6", "female", 155, 90, 80),
+    Speaker("spk10", "klatt3", "female", 180, 70, 40),
 ]
 
 
@@ -98,18 +104,39 @@ def _render(phrases: list[np.ndarray], rng: np.random.Generator) -> tuple[np.nda
     return np.concatenate(pieces), pauses
 
 
-def _utterance(uid: str, split: str, rng: random.Random, out_dir: Path) -> dict[str, object]:
-    synth = EspeakSynthesizer()
+@dataclass(frozen=True)
+class _Plan:
+    """Everything random about one utterance, drawn in order from the split's seeded stream."""
+
+    uid: str
+    split: str
+    speaker: Speaker
+    phrases: list[str]
+    audio_seed: int
+    annotations: dict[str, str]
+
+
+def _plan(uid: str, split: str, rng: random.Random) -> _Plan:
     speaker = rng.choice(SPEAKERS)
     phrases = make_utterance(rng)
-    audio_rng = np.random.default_rng(rng.getrandbits(32))
+    audio_seed = rng.getrandbits(32)
+    text = " ".join(phrases)
+    annotations = {name: annotate(text, profile, rng) for name, profile in PROFILES.items()} if split == "test" else {}
+    return _Plan(uid, split, speaker, phrases, audio_seed, annotations)
+
+
+def _render_utterance(out_dir: Path, plan: _Plan) -> dict[str, object]:
+    """Synthesises, mixes and writes one utterance; runs in a fresh worker process."""
+    synth = EspeakSynthesizer()
+    speaker = plan.speaker
+    audio_rng = np.random.default_rng(plan.audio_seed)
     voiced = [
         soxr.resample(
-            synth.synthesize(p, f"fi+{speaker.variant}", speaker.rate, speaker.pitch),
+            synth.synthesize(p, f"fi+{speaker.variant}", speaker.rate, speaker.pitch, speaker.pitch_range),
             synth.sample_rate,
             SAMPLE_RATE,
         ).astype(np.float32)
-        for p in phrases
+        for p in plan.phrases
     ]
     speech, pauses = _render(voiced, audio_rng)
     snr_db = round(float(audio_rng.uniform(10.0, 40.0)), 1)
@@ -119,24 +146,35 @@ def _utterance(uid: str, split: str, rng: random.Random, out_dir: Path) -> dict[
     noise *= np.sqrt(speech_power / (10 ** (snr_db / 10)) / np.mean(noise**2))
     mixed = speech + noise.astype(np.float32)
     mixed *= 0.9 / max(1e-6, float(np.abs(mixed).max()))
-    relative = Path("audio") / split / f"{uid}.wav"
+    relative = Path("audio") / plan.split / f"{plan.uid}.wav"
     sf.write(out_dir / relative, mixed, SAMPLE_RATE, subtype="PCM_16")
-    text = " ".join(phrases)
-    row: dict[str, object] = {
-        "id": uid,
+    return {
+        "id": plan.uid,
         "audio": str(relative),
-        "text": text,
+        "text": " ".join(plan.phrases),
         "speaker": speaker.name,
         "gender": speaker.gender,
         "snr_db": snr_db,
         "noise": noise_kind,
         "duration": round(len(mixed) / SAMPLE_RATE, 3),
         "pauses": json.dumps([[round(a, 3), round(b, 3)] for a, b in pauses]),
+        **plan.annotations,
     }
-    if split == "test":
-        for name, profile in PROFILES.items():
-            row[name] = annotate(text, profile, rng)
-    return row
+
+
+def _build_split(staging: Path, split: str, count: int, seed: int) -> None:
+    (staging / "audio" / split).mkdir(parents=True)
+    rng = random.Random(f"{seed}-{split}")
+    plans = [_plan(f"{split}-{index:05d}", split, rng) for index in range(count)]
+    # libespeak-ng carries state from one synthesis into the next, so the same text comes out
+    # slightly differently depending on what came before. Each utterance is therefore made by
+    # a process of its own, forked from a server that never synthesised anything.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with context.Pool(2, maxtasksperchild=1) as pool:
+        rows = list(tqdm(pool.imap(partial(_render_utterance, staging), plans), total=count,
+                         desc=f"demo corpus: {split}", unit="utt", mininterval=5))
+    pd.DataFrame(rows).to_csv(staging / f"{split}.tsv", sep="\t", index=False)
 
 
 def build_demo_corpus(cache_dir: Path, seed: int = 0, n_train: int = 1500, n_test: int = 200) -> DemoCorpus:
@@ -149,13 +187,7 @@ def build_demo_corpus(cache_dir: Path, seed: int = 0, n_train: int = 1500, n_tes
     shutil.rmtree(staging, ignore_errors=True)
     try:
         for split, count in (("train", n_train), ("test", n_test)):
-            (staging / "audio" / split).mkdir(parents=True)
-            rng = random.Random(f"{seed}-{split}")
-            rows = [
-                _utterance(f"{split}-{index:05d}", split, rng, staging)
-                for index in tqdm(range(count), desc=f"demo corpus: {split}", unit="utt")
-            ]
-            pd.DataFrame(rows).to_csv(staging / f"{split}.tsv", sep="\t", index=False)
+            _build_split(staging, split, count, seed)
         try:
             staging.rename(final)
         except OSError:  # another process finished the same corpus first
