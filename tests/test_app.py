@@ -143,3 +143,40 @@ def test_sweep_makes_children_of_one_parent_and_reuses_the_cache(tmp_path: Path,
     assert (second["metrics.cache_hit_finetuned"] == 1).all()
     assert (second.dropna(subset=["metrics.cache_hit_pretrained"])["metrics.cache_hit_pretrained"] == 1).all()
     assert "cache hit" in result.stdout + result.stderr
+
+
+def test_projection_runs_log_the_same_faithfulness_metrics(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                                           tmp_path: Path) -> None:
+    base = overrides_for(tiny_pair, corpus_manifest, tmp_path)
+    for projection in ("pca", "tsne"):
+        run(compose_config(base + [f"reduce={projection}", "reduce.projection.max_points=200"]))
+    logged = runs(tmp_path)
+    expected = {"metrics.projection_ami", "metrics.projection_homogeneity", "metrics.projection_completeness",
+                "metrics.trustworthiness", "metrics.continuity", "metrics.knn_preservation"}
+    assert expected <= set(logged.columns)
+    assert logged[sorted(expected)].notna().all().all()
+    assert sorted(logged["tags.reduce"]) == ["pca", "tsne"]
+    figures = {a.path for a in MlflowClient().list_artifacts(logged.run_id.iloc[0], "figures")}
+    assert {"figures/tsne_layer_02_by_label.png", "figures/tsne_layer_02_by_label.pdf"} <= figures
+
+
+def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                                          tmp_path: Path) -> None:
+    overrides = overrides_for(tiny_pair, corpus_manifest, tmp_path) + [
+        "experiment=paper", "paper.projections.umap.projection.n_epochs=50", "paper.color_by=[speaker,age]"]
+    scores = run(compose_config(overrides))
+    assert set(scores) == {"ami", "homogeneity", "completeness"}
+    record = runs(tmp_path).iloc[0]
+    client = MlflowClient()
+    artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
+    assert {"tables/table1.json", "tables/table2.json", "tables/table3.json"} <= artifacts
+    assert {"figures/figure1_umap.png", "figures/figure1_umap.pdf", "figures/figure1_umap_by_cluster.png",
+            "figures/figure1_umap_by_speaker.png"} <= artifacts
+    assert "figures/figure1_umap_by_age.png" not in artifacts  # no such metadata column: skipped with a warning
+    summary = Path(client.download_artifacts(record.run_id, "summary.md", str(tmp_path))).read_text()
+    assert "| finetuned | kmeans |" in summary and "(0.70)" in summary  # ours beside the paper's
+    for view in ("cnn", "pretrained", "finetuned"):
+        for projection in ("pca", "tsne", "umap"):
+            assert 0 <= record[f"metrics.{view}_{projection}_trustworthiness"] <= 1
+    assert record["metrics.pretrained_vs_finetuned_linear_cka"] >= 0
+    assert record["metrics.finetuned_kmeans_ami"] == pytest.approx(scores["ami"])

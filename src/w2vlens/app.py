@@ -6,40 +6,36 @@ Stages never see the config; only this module does.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import pandas as pd
 import transformers
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig
 
 from w2vlens import tracking
+from w2vlens.analysis import FrameLabels, label_frames, projection_faithfulness, silence_scores, view_comparison
 from w2vlens.data import Corpus
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import extract
 from w2vlens.figures import contingency_heatmap
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
-from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.plots import projection_panels
+from w2vlens.report import SCORES, paper_summary
+from w2vlens.silence import SILENCE_LABEL
 from w2vlens.store import EmbeddingStore
 from w2vlens.text import characters_outside, normalize_text
 
 log = logging.getLogger("w2vlens")
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 transformers.utils.logging.disable_progress_bar()  # one bar per weight file is noise in job logs
-
-
-@dataclass
-class Stores:
-    """The stores a run reads: the fine-tuned one (for labels) and the one of the view."""
-
-    finetuned: EmbeddingStore
-    view: EmbeddingStore
-    cache_hits: dict[str, bool]
 
 
 def build(config: DictConfig, **kwargs: object) -> object:
@@ -66,33 +62,36 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
             )
 
 
-def load_stores(cfg: DictConfig, corpus: Corpus) -> Stores:
-    """Extracts (or reuses) the fine-tuned store and, when the view needs it, the pre-trained one."""
+def load_stores(cfg: DictConfig, corpus: Corpus, checkpoints: set[str]) -> tuple[dict[str, EmbeddingStore],
+                                                                                 dict[str, bool]]:
+    """Extracts (or reuses) the store of each named side of the pair; the fine-tuned one always,
+    since its logits label the frames. Returns the stores and which came from the cache."""
     device = resolve_device(cfg.extract.device)
     dtype = resolve_dtype(cfg.extract.dtype, device)
     options = {"cache_dir": Path(cfg.cache_dir), "compute_dtype": dtype,
                "storage_dtype": cfg.extract.storage_dtype, "batch_seconds": cfg.extract.batch_seconds}
     finetuned = load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)
     check_transcripts(corpus, finetuned.vocabulary)
-    finetuned_store, finetuned_hit = extract(finetuned, corpus, **options)
-    hits = {"finetuned": finetuned_hit}
-    if cfg.model.checkpoint == "finetuned":
-        return Stores(finetuned_store, finetuned_store, hits)
-    pretrained = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device, dtype=dtype)
-    pretrained_store, hits["pretrained"] = extract(pretrained, corpus, **options)
-    if pretrained_store.n_frames != finetuned_store.n_frames:
-        raise W2VLensError(
-            f"pair {cfg.pair.name}: {cfg.pair.pretrained} gives {pretrained_store.n_frames} frames but "
-            f"{cfg.pair.finetuned} gives {finetuned_store.n_frames}; a pair needs the same CNN frame rate"
-        )
-    return Stores(finetuned_store, pretrained_store, hits)
+    stores, hits = {}, {}
+    stores["finetuned"], hits["finetuned"] = extract(finetuned, corpus, **options)
+    if "pretrained" in checkpoints:
+        pretrained = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device, dtype=dtype)
+        stores["pretrained"], hits["pretrained"] = extract(pretrained, corpus, **options)
+        if stores["pretrained"].n_frames != stores["finetuned"].n_frames:
+            raise W2VLensError(
+                f"pair {cfg.pair.name}: {cfg.pair.pretrained} gives {stores['pretrained'].n_frames} frames but "
+                f"{cfg.pair.finetuned} gives {stores['finetuned'].n_frames}; a pair needs the same CNN frame rate"
+            )
+        if not stores["pretrained"].utterances()["id"].equals(stores["finetuned"].utterances()["id"]):
+            raise W2VLensError(f"pair {cfg.pair.name}: the two stores hold the utterances in different orders")
+    return stores, hits
 
 
-def view_arrays(cfg: DictConfig, store: EmbeddingStore) -> list[tuple[str, int | None]]:
+def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int | None]]:
     """(array name, layer index) for each layer the view asks for; the CNN view has no layer."""
-    if cfg.model.view == "cnn":
+    if view.view == "cnn":
         return [("cnn", None)]
-    layers = cfg.model.layer
+    layers = view.layer
     if layers == "all":
         layers = list(range(store.num_layers + 1))
     elif not isinstance(layers, (list, ListConfig)):
@@ -103,7 +102,7 @@ def view_arrays(cfg: DictConfig, store: EmbeddingStore) -> list[tuple[str, int |
             name = store.layer_name(int(layer))
         except IndexError:
             raise W2VLensError(
-                f"model.layer={layer}: {store.meta['checkpoint']} has layers 0..{store.num_layers}"
+                f"layer={layer}: {store.meta['checkpoint']} has layers 0..{store.num_layers}"
             ) from None
         names.append((name, int(name.split("_")[1])))
     return names
@@ -119,33 +118,143 @@ def resolve_k(k: int | str, vocabulary: list[str]) -> int:
         raise W2VLensError(f"cluster.k={k!r}: use 'auto' or an integer") from None
 
 
+def log_figure(figure: Figure, path: str, formats: tuple[str, ...] = ("png",)) -> None:
+    """Logs `figure` once per format (e.g. png and pdf) under `path` + extension, then closes it."""
+    for extension in formats:
+        mlflow.log_figure(figure, f"{path}.{extension}")
+    plt.close(figure)
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    """One job: extract, label, cluster, score, log. Returns the metrics of the last layer."""
+    """One job: extract, label, then either score one view (the default) or run the paper's
+    whole analysis (`experiment=paper`). Returns the headline metrics."""
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
     corpus: Corpus = build(cfg.data)
-    stores = load_stores(cfg, corpus)
-    vocabulary = stores.finetuned.vocabulary
-    pseudo_labels = np.asarray(stores.finetuned.array("logits")).argmax(axis=1)
-    k = resolve_k(cfg.cluster.k, vocabulary)
-    view = cfg.model.name
-    tags = {"pair": cfg.pair.name, "view": view, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": cfg.cluster.name, "layer": str(cfg.model.get("layer", "cnn"))}
+    paper = cfg.get("analysis") == "paper"
+    views = dict(cfg.paper.views) if paper else {cfg.model.name: cfg.model}
+    stores, hits = load_stores(cfg, corpus, {view.checkpoint for view in views.values()})
+    finetuned = stores["finetuned"]
+    utterances = finetuned.utterances()
+    labels = label_frames(finetuned.array("logits"), utterances, finetuned.vocabulary, cfg.silence.min_frames)
+    k = resolve_k(cfg.cluster.k, finetuned.vocabulary)
+    name = "paper" if paper else cfg.model.name
+    tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
+            "cluster": cfg.cluster.name, "layer": str(cfg.layer), "reduce": str(cfg.get("reduce", {}).get("name"))}
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
-    with tracking.start_run(experiment_id, f"{view} {cfg.cluster.name} k={k}", tags):
+    with tracking.start_run(experiment_id, f"{name} {cfg.cluster.name} k={k}", tags):
         tracking.log_config(cfg, output_dir)
-        for name, hit in stores.cache_hits.items():
-            mlflow.log_metric(f"cache_hit_{name}", float(hit))
-        mlflow.log_metrics({"frames": stores.view.n_frames, "utterances": len(corpus.utterances), "k": k})
-        scores: dict[str, float] = {}
-        for array_name, layer in view_arrays(cfg, stores.view):
-            kmeans = build(cfg.cluster.estimator, n_clusters=k).fit(stores.view.array(array_name))
-            scores = clustering_scores(pseudo_labels, kmeans.labels_)
-            mlflow.log_metrics(scores | {"inertia": kmeans.inertia_}, step=layer or 0)
-            log.info("%s %s (%s, k=%d) vs pseudo-labels: %s", view, array_name, kmeans.backend_, k,
-                     ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
-            table = contingency(kmeans.labels_, pseudo_labels, vocabulary)
-            mlflow.log_table(cluster_summary(table), artifact_file=f"tables/clusters_{array_name}.json")
-            figure = contingency_heatmap(table, f"{cfg.pair.name} {view} {array_name}: clusters vs pseudo-labels")
-            mlflow.log_figure(figure, f"figures/contingency_{array_name}.png")
-            plt.close(figure)
+        mlflow.log_metrics({f"cache_hit_{side}": float(hit) for side, hit in hits.items()})
+        mlflow.log_metrics({"frames": finetuned.n_frames, "utterances": len(corpus.utterances), "k": k,
+                            "alignment_skipped": len(labels.skipped)})
+        silence = silence_scores(labels.classes, utterances, finetuned.meta["frame_seconds"])
+        if silence is not None:
+            mlflow.log_metrics({f"silence_{metric}": value for metric, value in silence.items()})
+            log.info("silence split vs known pauses: %s", ", ".join(f"{m}={v:.3f}" for m, v in silence.items()))
+        if paper:
+            return run_paper(cfg, views, stores, labels, k, silence, corpus.name)
+        return run_view(cfg, cfg.model, stores[cfg.model.checkpoint], labels, finetuned.vocabulary, k)
+
+
+def score_clusters(view: str, array_name: str, clusters: np.ndarray, labels: FrameLabels,
+                   vocabulary: list[str], title: str) -> dict[str, float]:
+    """Table 1 for one clustering: scores against the pseudo-labels, the cluster table, the heatmap."""
+    scores = clustering_scores(labels.pseudo, clusters)
+    log.info("%s %s vs pseudo-labels: %s", view, array_name, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
+    table = contingency(clusters, labels.pseudo, vocabulary)
+    mlflow.log_table(cluster_summary(table), artifact_file=f"tables/clusters_{view}_{array_name}.json")
+    log_figure(contingency_heatmap(table, title), f"figures/contingency_{view}_{array_name}")
     return scores
+
+
+def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: FrameLabels,
+             vocabulary: list[str], k: int) -> dict[str, float]:
+    """Clusters each requested layer of one view and scores it; with `reduce` also projects it to
+    2-D, measures what the projection loses and draws it."""
+    scores: dict[str, float] = {}
+    for array_name, layer in view_arrays(view, store):
+        embeddings = store.array(array_name)
+        kmeans = build(cfg.cluster.estimator, n_clusters=k).fit(embeddings)
+        scores = score_clusters(view.name, array_name, kmeans.labels_, labels, vocabulary,
+                                f"{cfg.pair.name} {view.name} {array_name}: clusters vs pseudo-labels")
+        mlflow.log_metrics(scores | {"inertia": kmeans.inertia_}, step=layer or 0)
+        if cfg.get("reduce") is not None:
+            projection = build(cfg.reduce.projection)
+            coords = projection.fit_transform(embeddings, labels=labels.classes)
+            faithfulness = projection_faithfulness(embeddings, coords, kmeans.labels_, **cfg.faithfulness,
+                                                   seed=cfg.seed)
+            mlflow.log_metrics(faithfulness, step=layer or 0)
+            log.info("%s %s %s: %s", view.name, array_name, cfg.reduce.name,
+                     ", ".join(f"{m}={v:.3f}" for m, v in faithfulness.items()))
+            title = f"{cfg.pair.name} {view.name} {array_name}, {cfg.reduce.name}"
+            for colour_name, colours in (("label", labels.classes), ("cluster", kmeans.labels_)):
+                figure = projection_panels({view.name: coords}, colours, title=f"{title}: by {colour_name}",
+                                           seed=cfg.seed)
+                log_figure(figure, f"figures/{cfg.reduce.name}_{array_name}_by_{colour_name}", ("png", "pdf"))
+    return scores
+
+
+def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore],
+              labels: FrameLabels, k: int, silence: dict[str, float] | None, data_name: str) -> dict[str, float]:
+    """The paper's analysis over the CNN, pre-trained and fine-tuned views: Table 1 (clusters vs
+    pseudo-labels), Table 2 (what each projection loses), Table 3 (views compared), Figure 1 and
+    a Markdown summary beside the paper's numbers. Returns the fine-tuned view's Table 1 scores."""
+    vocabulary = stores["finetuned"].vocabulary
+    embeddings: dict[str, np.ndarray] = {}
+    clusters: dict[str, np.ndarray] = {}
+    table1 = []
+    for name, view in views.items():
+        store = stores[view.checkpoint]
+        array_name, _ = view_arrays(view, store)[-1]
+        embeddings[name] = store.array(array_name)
+        variants = [(cfg.cluster.name, {})] + ([("spherical", {"spherical": True})]
+                                                if name in cfg.paper.spherical_views else [])
+        for clustering, override in variants:
+            kmeans = build(cfg.cluster.estimator, n_clusters=k, **override).fit(embeddings[name])
+            clusters.setdefault(name, kmeans.labels_)
+            scores = score_clusters(f"{name}_{clustering}", array_name, kmeans.labels_, labels, vocabulary,
+                                    f"{cfg.pair.name} {name} {array_name} ({clustering}): clusters vs pseudo-labels")
+            mlflow.log_metrics({f"{name}_{clustering}_{metric}": value for metric, value in scores.items()})
+            table1.append({"view": name, "clustering": clustering, **{m: scores[m] for m in SCORES}})
+
+    table2 = []
+    coords: dict[tuple[str, str], np.ndarray] = {}
+    for projection_name, projection in cfg.paper.projections.items():
+        for name in views:
+            coords[name, projection_name] = build(projection.projection).fit_transform(embeddings[name],
+                                                                                       labels=labels.classes)
+            faithfulness = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
+                                                   **cfg.faithfulness, seed=cfg.seed)
+            mlflow.log_metrics({f"{name}_{projection_name}_{metric}": v for metric, v in faithfulness.items()})
+            table2.append({"view": name, "projection": projection_name, **faithfulness})
+            log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in faithfulness.items()))
+
+    table3 = view_comparison(embeddings, clusters, cfg.paper.cka_points, cfg.seed)
+    for row in table3.itertuples():
+        mlflow.log_metrics({f"{row.reference}_vs_{row.compared}_{metric}": getattr(row, metric)
+                            for metric in (*SCORES, "linear_cka")})
+
+    shown = cfg.paper.figure_projection
+    panels = {name: coords[name, shown] for name in views}
+    title = f"{cfg.pair.name}: {', '.join(views)} ({shown})"
+    hide = {name: {BLANK_LABEL, SILENCE_LABEL} for name in cfg.paper.hide_blank_in}
+    log_figure(projection_panels(panels, labels.classes, title=f"{title}, by label", hide=hide, seed=cfg.seed),
+               f"figures/figure1_{shown}", ("png", "pdf"))
+    log_figure(projection_panels(panels, clusters, title=f"{title}, by cluster", seed=cfg.seed),
+               f"figures/figure1_{shown}_by_cluster", ("png", "pdf"))
+    frames = stores["finetuned"].frames()
+    for column in cfg.paper.color_by:
+        if column not in frames.columns:
+            log.warning("figure 1: no metadata column %r to colour by (columns: %s)", column, list(frames.columns))
+            continue
+        log_figure(projection_panels(panels, frames[column].to_numpy(), title=f"{title}, by {column}", seed=cfg.seed),
+                   f"figures/figure1_{shown}_by_{column}", ("png", "pdf"))
+
+    tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
+    for table_name, table in tables.items():
+        mlflow.log_table(table, artifact_file=f"tables/{table_name}.json")
+    summary = paper_summary(f"w2vlens: pair {cfg.pair.name} on {data_name}", *tables.values(), silence)
+    mlflow.log_text(summary, "summary.md")
+    log.info("summary:\n%s", summary)
+    finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
+    return {metric: float(finetuned_row[metric]) for metric in SCORES}
+

@@ -35,7 +35,9 @@ def store_key(checkpoint: Checkpoint, corpus: Corpus, compute_dtype: torch.dtype
     return hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _batches(utterances: list[Utterance], durations: dict[str, float], batch_seconds: float, padded_batches: bool) -> Iterator[list[Utterance]]:
+def _batches(
+    utterances: list[Utterance], durations: dict[str, float], batch_seconds: float, padded_batches: bool
+) -> Iterator[list[Utterance]]:
     """Length-sorted batches whose padded size stays under `batch_seconds` of audio."""
     ordered = sorted(utterances, key=lambda u: durations[u.id])
     batch: list[Utterance] = []

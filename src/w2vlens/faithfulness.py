@@ -24,16 +24,17 @@ from w2vlens.metrics import clustering_scores
 from w2vlens.reduce import sample_rows
 
 
-def cluster_agreement(high_dim: np.ndarray, low_dim: np.ndarray, k: int, seed: int = 0,
+def cluster_agreement(raw_clusters: np.ndarray, low_dim: np.ndarray, seed: int = 0,
                       n_init: int = 3) -> dict[str, float]:
-    """AMI, homogeneity and completeness of K-means on the 2-D coordinates against K-means (same k)
-    on the raw embeddings, the reference: homogeneity is high when each 2-D cluster holds one raw
-    cluster, completeness when each raw cluster stays in one 2-D cluster. Restarts (`n_init`) keep
-    a K-means local optimum from passing for information the projection lost."""
-    _check_rows(high_dim, low_dim)
-    raw = KMeans(k, n_init=n_init, seed=seed).fit(high_dim).labels_
+    """AMI, homogeneity and completeness of K-means on the 2-D coordinates (as many clusters as
+    `raw_clusters`, the K-means clustering of the raw embeddings) against the raw clustering, the
+    reference: homogeneity is high when each 2-D cluster holds one raw cluster, completeness when
+    each raw cluster stays in one 2-D cluster. Restarts (`n_init`) keep a K-means local optimum
+    from passing for information the projection lost."""
+    _check_rows(raw_clusters, low_dim)
+    k = len(np.unique(raw_clusters))
     flat = KMeans(k, n_init=n_init, seed=seed).fit(low_dim).labels_
-    scores = clustering_scores(raw, flat)
+    scores = clustering_scores(raw_clusters, flat)
     return {name: scores[name] for name in ("ami", "homogeneity", "completeness")}
 
 

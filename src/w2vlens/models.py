@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from transformers import (
     AutoTokenizer,
     PreTrainedModel,
 )
-
 from transformers.utils import logging as transformers_logging
 
 from w2vlens.errors import W2VLensError
