@@ -1,0 +1,86 @@
+"""The mistake probe: utterance-level splits, learning a separable toy problem, MLflow logging, AUROC."""
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from w2vlens.errors import W2VLensError
+from w2vlens.probe import (
+    ProbeDataModule,
+    check_disjoint_utterances,
+    error_detection_auroc,
+    train_probe,
+    utterance_split,
+)
+
+CLASSES = ["correct", "1/2", "2/2"]
+
+
+def toy_frames(n: int = 2000, dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three well-separated Gaussian classes, imbalanced like error categories, in 40 utterances."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, dim)) * 4
+    targets = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    embeddings = (centres[targets] + rng.normal(size=(n, dim))).astype(np.float32)
+    utterances = np.array([f"u{i}" for i in rng.integers(0, 40, n)])
+    return embeddings, targets, utterances
+
+
+def test_no_utterance_is_in_two_splits() -> None:
+    embeddings, targets, utterances = toy_frames(n=500)
+    data = ProbeDataModule(embeddings, targets, utterances, batch_size=64, fractions=(0.6, 0.2, 0.2), seed=3)
+    per_split = [set(utterances[rows]) for rows in data.splits.values()]
+    assert sum(len(s) for s in per_split) == len(set(utterances))
+    assert not (per_split[0] & per_split[1] or per_split[0] & per_split[2] or per_split[1] & per_split[2])
+    assert sum(len(rows) for rows in data.splits.values()) == len(utterances)
+    assert np.array_equal(utterance_split(utterances, (0.6, 0.2, 0.2), 3)["test"], data.splits["test"])
+    features, labels = next(iter(data.train_dataloader()))
+    assert features.shape == (64, 8) and labels.shape == (64,)
+    overlapping = {"train": np.array([0, 1]), "test": np.flatnonzero(utterances == utterances[0])}
+    with pytest.raises(W2VLensError, match="frames in both"):
+        check_disjoint_utterances(overlapping, utterances)
+    with pytest.raises(W2VLensError, match="at least 3 utterances"):
+        utterance_split(np.array(["a", "a", "b"]), (0.8, 0.1, 0.1), 0)
+
+
+def test_probe_learns_a_separable_problem_and_logs_into_an_existing_run(tmp_path) -> None:
+    embeddings, targets, utterances = toy_frames()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run() as run:
+            result = train_probe(embeddings, targets, utterances, CLASSES, hidden=32, depth=1, dropout=0.1, lr=1e-2,
+                                 max_epochs=4, batch_size=128, seed=0, patience=2, mlflow_tracking_uri=uri,
+                                 mlflow_run_id=run.info.run_id)
+            assert MlflowClient(uri).get_run(run.info.run_id).info.status == "RUNNING"  # still the caller's
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert result.probe.balanced_accuracy > 0.95
+    assert result.baselines["majority"].balanced_accuracy < result.probe.balanced_accuracy
+    assert result.baselines["logreg"].balanced_accuracy > 0.9
+    assert result.probe.confusion.to_numpy().sum() == result.split_sizes["test"] == len(result.test_rows)
+    assert list(result.probe.report.index) == CLASSES
+    assert result.error_probability().shape == (len(result.test_rows),)
+    logged = MlflowClient(uri).get_run(run.info.run_id).data.metrics
+    assert {"probe_train_loss", "probe_val_loss", "probe_test_balanced_accuracy",
+            "probe_majority_test_balanced_accuracy", "probe_logreg_test_balanced_accuracy"} <= set(logged)
+    assert not list(tmp_path.glob("**/*.ckpt"))
+
+
+def test_probe_rejects_bad_input() -> None:
+    embeddings, targets, utterances = toy_frames(n=100)
+    with pytest.raises(W2VLensError, match="class ids"):
+        train_probe(embeddings, targets + 1, utterances, CLASSES)
+    with pytest.raises(W2VLensError, match="both a tracking URI and a run id"):
+        train_probe(embeddings, targets, utterances, CLASSES, mlflow_tracking_uri="sqlite:///x.db")
+
+
+def test_error_detection_auroc_side_by_side() -> None:
+    is_error = np.array([False, False, True, True])
+    scores = error_detection_auroc(is_error, np.array([0.1, 0.2, 0.8, 0.9]), np.array([0.3, 0.9, 0.8, 0.4]))
+    assert scores["probe_auroc"] == 1.0
+    assert scores["confidence_auroc"] == pytest.approx(0.5)
+    with pytest.raises(W2VLensError, match="both correct and erroneous"):
+        error_detection_auroc(np.zeros(3, bool), np.zeros(3), np.zeros(3))
