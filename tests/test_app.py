@@ -173,8 +173,16 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert {"figures/figure1_umap.png", "figures/figure1_umap.pdf", "figures/figure1_umap_by_cluster.png",
             "figures/figure1_umap_by_speaker.png"} <= artifacts
     assert "figures/figure1_umap_by_age.png" not in artifacts  # no such metadata column: skipped with a warning
+    assert {"tables/table4_accuracy.json", "tables/table4_groups.json", "tables/table5_accuracy.json",
+            "tables/table5_groups.json", "tables/figure3_probe_report.json", "tables/figure3_majority_report.json",
+            "tables/figure3_logreg_report.json", "figures/figure2.png", "figures/figure3.png"} <= artifacts
+    assert record["tags.table5_reference"] == "annotator_1"
+    assert 0 <= record["metrics.error_detection_probe_auroc"] <= 1
+    assert 0 <= record["metrics.error_detection_confidence_auroc"] <= 1
+    assert "metrics.probe_test_balanced_accuracy" in record and "metrics.probe_logreg_test_balanced_accuracy" in record
     summary = Path(client.download_artifacts(record.run_id, "summary.md", str(tmp_path))).read_text()
     assert "| finetuned | kmeans |" in summary and "(0.70)" in summary  # ours beside the paper's
+    assert "## Table 4" in summary and "## Figure 3" in summary
     for view in ("cnn", "pretrained", "finetuned"):
         for projection in ("pca", "tsne", "umap"):
             assert 0 <= record[f"metrics.{view}_{projection}_trustworthiness"] <= 1

@@ -17,21 +17,35 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from w2vlens import tracking
-from w2vlens.analysis import FrameLabels, label_frames, projection_faithfulness, silence_scores, view_comparison
-from w2vlens.data import Corpus
+from w2vlens.analysis import (
+    FrameLabels,
+    character_report,
+    finetuned_character_report,
+    label_frames,
+    mistake_probe,
+    most_accurate_annotator,
+    projection_faithfulness,
+    silence_scores,
+    single_characters,
+    view_comparison,
+)
+from w2vlens.correlate import character_correlations, character_frequencies
+from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import extract
 from w2vlens.figures import contingency_heatmap
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.plots import projection_panels
-from w2vlens.report import SCORES, paper_summary
+from w2vlens.plots_errors import agreement_projection, confusion_figure
+from w2vlens.report import SCORES, characters_summary, paper_summary
 from w2vlens.silence import SILENCE_LABEL
 from w2vlens.store import EmbeddingStore
 from w2vlens.text import characters_outside, normalize_text
+from w2vlens.transcripts import annotator_columns, error_frames
 
 log = logging.getLogger("w2vlens")
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
@@ -242,6 +256,7 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
     log_figure(projection_panels(panels, clusters, title=f"{title}, by cluster", seed=cfg.seed),
                f"figures/figure1_{shown}_by_cluster", ("png", "pdf"))
     frames = stores["finetuned"].frames()
+    utterances = stores["finetuned"].utterances()
     for column in cfg.paper.color_by:
         if column not in frames.columns:
             log.warning("figure 1: no metadata column %r to colour by (columns: %s)", column, list(frames.columns))
@@ -252,9 +267,90 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
     tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
     for table_name, table in tables.items():
         mlflow.log_table(table, artifact_file=f"tables/{table_name}.json")
+    characters = run_characters(cfg, clusters, labels, utterances, vocabulary)
+    characters |= run_annotators(cfg, embeddings["finetuned"], stores["finetuned"].array("logits"),
+                                 coords["finetuned", shown], labels, utterances, vocabulary)
     summary = paper_summary(f"w2vlens: pair {cfg.pair.name} on {data_name}", *tables.values(), silence)
+    summary += characters_summary(characters)
     mlflow.log_text(summary, "summary.md")
     log.info("summary:\n%s", summary)
     finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
     return {metric: float(finetuned_row[metric]) for metric in SCORES}
 
+
+
+def finetuning_texts(cfg: DictConfig) -> list[str] | None:
+    """Transcripts of the fine-tuning data for the character frequencies: `auto` is the demo's
+    train split on the demo corpus (what the demo model was fine-tuned on) and nothing otherwise."""
+    source = cfg.paper.finetuning_transcripts
+    if source == "auto":
+        if cfg.data._target_ != "w2vlens.data.demo_corpus":
+            log.warning("paper.finetuning_transcripts=auto: no fine-tuning transcripts known for this data; "
+                        "set it to a manifest of them for the frequency correlations")
+            return None
+        corpus = demo_corpus("train", cfg.data.seed, cfg.cache_dir)
+    elif source is None:
+        return None
+    else:
+        corpus = load_manifest(source)
+    return [utt.text for utt in corpus.utterances if utt.text]
+
+
+def run_characters(cfg: DictConfig, clusters: dict[str, np.ndarray], labels: FrameLabels,
+                   utterances: pd.DataFrame, vocabulary: list[str]) -> dict[str, object]:
+    """Table 4 (pre-trained clusters vs characters), Table 5 (fine-tuned per-character accuracy
+    against the chosen reference) and the correlations between them and character frequency."""
+    frame_labels = labels.aligned if cfg.paper.character_labels == "aligned" else labels.classes
+    table4 = character_report(clusters["pretrained"], frame_labels, utterances, cfg.paper.accuracy_bands)
+    mlflow.log_table(table4.accuracy.reset_index(), artifact_file="tables/table4_accuracy.json")
+    mlflow.log_table(table4.groups[["category", "text"]], artifact_file="tables/table4_groups.json")
+    mlflow.log_metric("pretrained_cluster_cer", table4.recognition_cer)
+    report: dict[str, object] = {"table4": table4}
+    reference = cfg.paper.reference
+    if reference == "best":
+        if not annotator_columns(utterances):
+            log.warning("Table 5: no annotator_* columns; the reference text is used")
+            reference = "text"
+        else:
+            reference = most_accurate_annotator(utterances)
+    accuracy, groups, cer = finetuned_character_report(labels.pseudo, vocabulary, utterances, reference,
+                                                       list(cfg.paper.percentiles))
+    mlflow.log_table(accuracy.reset_index(), artifact_file="tables/table5_accuracy.json")
+    mlflow.log_table(groups.astype(str), artifact_file="tables/table5_groups.json")
+    mlflow.log_metric("finetuned_cer", cer)
+    mlflow.set_tag("table5_reference", reference)
+    report |= {"table5": groups, "table5_reference": reference, "finetuned_cer": cer}
+    texts = finetuning_texts(cfg)
+    frequency = character_frequencies(texts) if texts else pd.Series(dtype=float)
+    try:
+        correlations = character_correlations(single_characters(table4.accuracy["accuracy"]),
+                                              single_characters(accuracy["accuracy"]), frequency)
+    except W2VLensError as error:
+        log.warning("correlations skipped: %s", error)
+    else:
+        mlflow.log_metrics({f"correlation_{name}": value for name, value in correlations.items()})
+        report["correlations"] = correlations
+    return report
+
+
+def run_annotators(cfg: DictConfig, embeddings: np.ndarray, logits: np.ndarray, coords: np.ndarray,
+                   labels: FrameLabels, utterances: pd.DataFrame, vocabulary: list[str]) -> dict[str, object]:
+    """Figure 2 (how many annotators call each predicted character a mistake) and Figure 3 (the
+    mistake probe, its baselines, and error detection against the model's own confidence)."""
+    if not annotator_columns(utterances):
+        log.warning("Figures 2-3 skipped: the corpus has no annotator_* columns")
+        return {}
+    errors = error_frames(labels.pseudo, vocabulary, utterances)
+    counts = pd.Series(errors.categories).value_counts()
+    mlflow.log_metrics({f"frames_{name.replace('/', '_of_')}": float(n) for name, n in counts.items()})
+    log_figure(agreement_projection(coords, errors.categories, title="Figure 2: annotators calling a frame a mistake",
+                                    seed=cfg.seed), "figures/figure2", ("png", "pdf"))
+    run_id = mlflow.active_run().info.run_id
+    probe = mistake_probe(embeddings, logits, errors, utterances, OmegaConf.to_container(cfg.paper.probe),
+                          cfg.seed, mlflow.get_tracking_uri(), run_id)
+    mlflow.log_metrics({f"error_detection_{name}": value for name, value in probe.auroc.items()})
+    for name, scores in {"probe": probe.result.probe, **probe.result.baselines}.items():
+        mlflow.log_table(scores.report.reset_index(), artifact_file=f"tables/figure3_{name}_report.json")
+    log_figure(confusion_figure(probe.result.probe.confusion, "Figure 3: confusion matrix of the mistake probe"),
+               "figures/figure3", ("png", "pdf"))
+    return {"probe": probe}

@@ -23,6 +23,16 @@ PAPER_TABLE3 = {
     ("cnn", "finetuned"): (0.12, 0.15, 0.10),
     ("pretrained", "finetuned"): (0.23, 0.22, 0.23),
 }
+PAPER_TABLE4 = {
+    "merged with blank": "C, Q, W, X, Z, Å",
+    "often confused pairs": "[E, J], [F, T], [M, N]",
+    "accuracy < 20%": "A, C, D, H, J, L, O, T, Y",
+    "accuracy 20–30%": "E, I, M, N, Ö, R, Ä",
+    "accuracy ≥ 30%": "B, G, K, P, S, U, V",
+}
+PAPER_TABLE5 = ["44 – 94%: B, C, D, G, H, N, Å, Ö", "94 – 96%: E, I, J, L, M, O, Y", "96 – 98%: A, K, P, R, S, T, U, V"]
+PAPER_CORRELATIONS = {"pre_vs_fine_pearson_r": 0.35, "frequency_vs_fine_pearson_r": 0.38, "multiple_r": 0.52}
+PAPER_CLUSTER_CER = 0.834
 SCORES = ("ami", "homogeneity", "completeness")
 
 
@@ -62,4 +72,40 @@ def paper_summary(title: str, table1: pd.DataFrame, table2: pd.DataFrame, table3
     if silence is not None:
         lines += ["", "## Silence split against the known pauses", "",
                   f"precision {silence['precision']:.2f}, recall {silence['recall']:.2f}, F1 {silence['f1']:.2f}"]
+    return "\n".join(lines) + "\n"
+
+
+def characters_summary(report: dict) -> str:
+    """Tables 4-5, the correlations and the mistake probe as Markdown, beside the paper's."""
+    lines = ["", "## Table 4: characters in the pre-trained clusters", "",
+             "| category | ours | paper |", "| --- | --- | --- |"]
+    table4 = report["table4"]
+    paper_rows = list(PAPER_TABLE4.values())
+    for index, row in enumerate(table4.groups.itertuples()):
+        lines.append(f"| {row.category} | {row.text} | {paper_rows[index] if index < len(paper_rows) else '–'} |")
+    lines += ["", f"Character recognition from the clusters alone: CER {table4.recognition_cer:.1%} "
+              f"(paper: {PAPER_CLUSTER_CER:.1%}).", "",
+              f"## Table 5: fine-tuned per-character accuracy against {report['table5_reference']}", "",
+              f"Fine-tuned greedy CER: {report['finetuned_cer']:.1%}.", "",
+              "| interval | characters | paper |", "| --- | --- | --- |"]
+    for index, row in enumerate(report["table5"].itertuples()):
+        lines.append(f"| {row.interval} | {row.characters} | {PAPER_TABLE5[index] if index < 3 else '–'} |")
+    correlations = report.get("correlations")
+    if correlations:
+        lines += ["", "## Correlations with fine-tuned per-character accuracy", "",
+                  "| predictor | Pearson r | Spearman r | paper |", "| --- | --- | --- | --- |",
+                  f"| pre-trained accuracy | {correlations['pre_vs_fine_pearson_r']:.2f} | "
+                  f"{correlations['pre_vs_fine_spearman_r']:.2f} | 0.35 |",
+                  f"| frequency in the fine-tuning data | {correlations['frequency_vs_fine_pearson_r']:.2f} | "
+                  f"{correlations['frequency_vs_fine_spearman_r']:.2f} | 0.38 |",
+                  f"| both (multiple R) | {correlations['multiple_r']:.2f} | – | 0.52 |"]
+    probe = report.get("probe")
+    if probe:
+        result = probe.result
+        lines += ["", "## Figure 3: the mistake probe (test split)", "",
+                  "| classifier | balanced accuracy |", "| --- | --- |",
+                  f"| probe (MLP) | {result.probe.balanced_accuracy:.3f} |"]
+        lines += [f"| {name} baseline | {scores.balanced_accuracy:.3f} |" for name, scores in result.baselines.items()]
+        lines += ["", f"Error detection AUROC: probe {probe.auroc['probe_auroc']:.3f}, "
+                  f"model confidence (max CTC posterior) {probe.auroc['confidence_auroc']:.3f}."]
     return "\n".join(lines) + "\n"
