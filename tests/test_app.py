@@ -139,7 +139,9 @@ def test_sweep_makes_children_of_one_parent_and_reuses_the_cache(tmp_path: Path,
         children = logged[logged["tags.mlflow.parentRunId"] == parent_id]
         assert sorted(children["tags.mlflow.runName"]) == [
             "finetuned kmeans k=33", "finetuned spherical k=33", "pretrained kmeans k=33", "pretrained spherical k=33"]
-    second = logged[logged["tags.mlflow.parentRunId"] == parents.sort_values("start_time").run_id.iloc[-1]]
+    latest = parents.sort_values("start_time").run_id.iloc[-1]
+    assert {a.path for a in MlflowClient().list_artifacts(latest, "figures")} == {"figures/children.png"}
+    second = logged[logged["tags.mlflow.parentRunId"] == latest]
     assert (second["metrics.cache_hit_finetuned"] == 1).all()
     assert (second.dropna(subset=["metrics.cache_hit_pretrained"])["metrics.cache_hit_pretrained"] == 1).all()
     assert "cache hit" in result.stdout + result.stderr
@@ -188,3 +190,39 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
             assert 0 <= record[f"metrics.{view}_{projection}_trustworthiness"] <= 1
     assert record["metrics.pretrained_vs_finetuned_linear_cka"] >= 0
     assert record["metrics.finetuned_kmeans_ami"] == pytest.approx(scores["ami"])
+
+
+def test_layer_experiment_logs_curves_for_both_models(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                                      tmp_path: Path) -> None:
+    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["experiment=layers"]))
+    record = runs(tmp_path).iloc[0]
+    client = MlflowClient()
+    for metric in ("pretrained_ami", "finetuned_ami", "finetuned_completeness", "linear_cka"):
+        assert sorted(m.step for m in client.get_metric_history(record.run_id, metric)) == [0, 1, 2]
+    artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
+    assert {"tables/layers.json", "figures/layers.png", "figures/layers.pdf"} <= artifacts
+    assert record["tags.view"] == "layers"
+
+
+@pytest.mark.parametrize(("preset", "params"), [
+    ("sweep_views", {"model": "cnn,pretrained,finetuned", "cluster": "kmeans,spherical"}),
+    ("sweep_k", {"model": "pretrained,finetuned", "cluster.k_scale": "0.5,1,2"}),
+    ("sweep_projections", {"model": "cnn,pretrained,finetuned", "reduce": "pca,tsne,umap"}),
+])
+def test_sweep_presets_and_launchers_compose(preset: str, params: dict[str, str]) -> None:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        for launcher, target in (("joblib", "JoblibLauncher"), ("slurm", "SlurmLauncher")):
+            cfg = compose("config", overrides=[f"experiment={preset}", f"hydra/launcher={launcher}"],
+                          return_hydra_config=True)
+            assert dict(cfg.hydra.sweeper.params) == params
+            assert cfg.hydra.launcher._target_.endswith(target)
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.array_parallelism == 16
+
+
+def test_k_scale_multiplies_the_papers_k() -> None:
+    from w2vlens.app import resolve_k
+
+    vocabulary = ["blank"] + list("abcdefghijklmnopqrstuvwxyzåäö|")
+    assert [resolve_k("auto", vocabulary, scale) for scale in (0.5, 1, 2)] == [16, 32, 64]
+    assert resolve_k(40, vocabulary, 2) == 40

@@ -32,11 +32,12 @@ from w2vlens.analysis import (
     single_characters,
     view_comparison,
 )
+from w2vlens.compare import linear_cka
 from w2vlens.correlate import character_correlations, character_frequencies
 from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import extract
-from w2vlens.figures import contingency_heatmap
+from w2vlens.figures import contingency_heatmap, layer_curves
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.plots import projection_panels
@@ -122,10 +123,11 @@ def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int 
     return names
 
 
-def resolve_k(k: int | str, vocabulary: list[str]) -> int:
-    """`auto` is the number of CTC outputs plus one, as in the paper (blank splits in two)."""
+def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
+    """`auto` is the number of CTC outputs plus one, as in the paper (blank splits in two), times
+    `scale`."""
     if k == "auto":
-        return len(vocabulary) + 1
+        return max(1, round((len(vocabulary) + 1) * scale))
     try:
         return int(k)
     except ValueError:
@@ -140,18 +142,20 @@ def log_figure(figure: Figure, path: str, formats: tuple[str, ...] = ("png",)) -
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """One job: extract, label, then either score one view (the default) or run the paper's
-    whole analysis (`experiment=paper`). Returns the headline metrics."""
+    """One job: extract, label, then score one view (the default), every layer of both models
+    (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
+    headline metrics."""
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
     corpus: Corpus = build(cfg.data)
-    paper = cfg.get("analysis") == "paper"
-    views = dict(cfg.paper.views) if paper else {cfg.model.name: cfg.model}
+    analysis = cfg.analysis
+    paper = analysis == "paper"
+    views = dict(cfg[analysis].views) if analysis in ("paper", "layers") else {cfg.model.name: cfg.model}
     stores, hits = load_stores(cfg, corpus, {view.checkpoint for view in views.values()})
     finetuned = stores["finetuned"]
     utterances = finetuned.utterances()
     labels = label_frames(finetuned.array("logits"), utterances, finetuned.vocabulary, cfg.silence.min_frames)
-    k = resolve_k(cfg.cluster.k, finetuned.vocabulary)
-    name = "paper" if paper else cfg.model.name
+    k = resolve_k(cfg.cluster.k, finetuned.vocabulary, cfg.cluster.k_scale)
+    name = cfg.model.name if analysis == "view" else analysis
     tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
             "cluster": cfg.cluster.name, "layer": str(cfg.layer), "reduce": str(cfg.get("reduce", {}).get("name"))}
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
@@ -166,7 +170,37 @@ def run(cfg: DictConfig) -> dict[str, float]:
             log.info("silence split vs known pauses: %s", ", ".join(f"{m}={v:.3f}" for m, v in silence.items()))
         if paper:
             return run_paper(cfg, views, stores, labels, k, silence, corpus.name)
+        if analysis == "layers":
+            return run_layers(cfg, views, stores, labels, k)
         return run_view(cfg, cfg.model, stores[cfg.model.checkpoint], labels, finetuned.vocabulary, k)
+
+
+def run_layers(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore],
+               labels: FrameLabels, k: int) -> dict[str, float]:
+    """Table 1 for every Transformer layer of each view from the one extraction pass, and the
+    linear CKA between the views layer by layer; metrics are logged with step = layer, so the
+    MLflow UI draws them as curves, and one figure shows all of them. Returns the last layer's."""
+    num_layers = min(stores[view.checkpoint].num_layers for view in views.values())
+    rows = []
+    for layer in range(num_layers + 1):
+        row: dict[str, float] = {"layer": layer}
+        arrays = {}
+        for name, view in views.items():
+            store = stores[view.checkpoint]
+            arrays[name] = store.array(store.layer_name(layer))
+            clusters = build(cfg.cluster.estimator, n_clusters=k).fit(arrays[name]).labels_
+            scores = clustering_scores(labels.pseudo, clusters)
+            row |= {f"{name}_{metric}": scores[metric] for metric in SCORES}
+        if len(arrays) == 2:
+            row["linear_cka"] = linear_cka(*arrays.values(), max_points=cfg.layers.cka_points, seed=cfg.seed)
+        mlflow.log_metrics({metric: value for metric, value in row.items() if metric != "layer"}, step=layer)
+        log.info("layer %d: %s", layer, ", ".join(f"{m}={v:.3f}" for m, v in row.items() if m != "layer"))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    mlflow.log_table(table, artifact_file="tables/layers.json")
+    log_figure(layer_curves(table, list(views), f"{cfg.pair.name}: clusters vs pseudo-labels by layer"),
+               "figures/layers", ("png", "pdf"))
+    return {metric: float(table.iloc[-1][f"finetuned_{metric}"]) for metric in SCORES if f"finetuned_{metric}" in table}
 
 
 def score_clusters(view: str, array_name: str, clusters: np.ndarray, labels: FrameLabels,

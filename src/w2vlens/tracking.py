@@ -9,14 +9,18 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import mlflow
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
+from w2vlens.figures import sweep_comparison
+
 log = logging.getLogger(__name__)
 PARENT_RUN_ENV = "W2VLENS_PARENT_RUN_ID"
+SWEEP_METRICS = ("ami", "homogeneity", "completeness")
 _PARAM_VALUE_LIMIT = 6000
 
 
@@ -103,6 +107,11 @@ class MlflowSweepCallback(Callback):
             with mlflow.start_run(run_id=self.parent_run_id):
                 mlflow.log_table(children[keep], artifact_file="tables/children.json")
                 mlflow.log_metric("children", len(children))
+                scored = children.dropna(subset=[f"metrics.{m}" for m in SWEEP_METRICS if f"metrics.{m}" in children])
+                if not scored.empty and "metrics.ami" in scored:
+                    figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS)
+                    mlflow.log_figure(figure, "figures/children.png")
+                    plt.close(figure)
         client.set_terminated(self.parent_run_id)
         os.environ.pop(PARENT_RUN_ENV, None)
 
