@@ -74,3 +74,11 @@ def test_cluster_summary_names_majority_labels() -> None:
         "cluster": 0, "size": 3, "majority_label": "b", "purity": pytest.approx(2 / 3),
         "top_labels": "b (2), a (1)"}
     assert summary.loc[1, "majority_label"] == "blank"
+
+
+def test_subsampled_restarts_refined_on_all_points_match_the_full_fit() -> None:
+    points, _ = blobs(n_per=2500, k=8, dim=24, seed=5)
+    full = KMeans(8, backend="faiss", device="cpu", n_init=3, seed=0).fit(points)
+    sampled = KMeans(8, backend="faiss", device="cpu", n_init=3, seed=0, max_points_per_centroid=64,
+                     refine_iter=3).fit(points)
+    assert sampled.inertia_ <= 1.01 * full.inertia_
