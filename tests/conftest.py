@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from transformers import (
     Wav2Vec2Config,
     Wav2Vec2CTCTokenizer,
@@ -19,6 +21,8 @@ from transformers import (
     Wav2Vec2ForPreTraining,
     Wav2Vec2Processor,
 )
+
+from w2vlens.config import register_resolvers
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_VERBOSITY"] = "error"
@@ -68,6 +72,43 @@ def write_corpus(root: Path, n: int = 6, sample_rate: int = 16000, seed: int = 0
     manifest = root / "manifest.tsv"
     pd.DataFrame(rows).to_csv(manifest, sep="\t", index=False)
     return manifest
+
+
+def write_long_recording(path: Path, seconds: float = 180.0, sample_rate: int = 16000, seed: int = 0) -> Path:
+    """A gliding tone with noise and a pause every 10 s: long enough to need several extraction windows."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    audio = 0.3 * np.sin(2 * np.pi * (150 + 50 * np.sin(2 * np.pi * 0.3 * t)) * t) * (t % 10 < 8.5)
+    audio += 0.05 * rng.standard_normal(len(t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio.astype(np.float32), sample_rate, subtype="PCM_16")
+    return path
+
+
+def app_overrides(pair: tuple[Path, Path], data: list[str], cache: Path, tracking: Path) -> list[str]:
+    """Overrides that run the app on the `data` overrides with `pair` and a quick K-means, with the
+    embedding cache in `cache` and the MLflow store in `tracking`."""
+    return [*data, "pair=custom", f"pair.pretrained={pair[0]}", f"pair.finetuned={pair[1]}", f"cache_dir={cache}",
+            f"tracking.dir={tracking}", "cluster.estimator.n_init=1", "cluster.estimator.max_iter=10"]
+
+
+def compose_app(overrides: list[str]) -> DictConfig:
+    """The app's config with `overrides`, as `python -m run` composes it."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def tracking_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow store for the tests that only need somewhere to log (creating one takes seconds)."""
+    return tmp_path_factory.mktemp("mlruns")
+
+
+@pytest.fixture(scope="session")
+def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-minute 16 kHz recording."""
+    return write_long_recording(tmp_path_factory.mktemp("long") / "long.wav")
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,7 @@ def test_run_logs_scores_config_table_and_figure(tiny_pair: tuple[Path, Path], c
     assert record["tags.view"] == "finetuned" and record["tags.pair"] == "custom"
     client = MlflowClient()
     artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
-    assert artifacts == {"tables/clusters_layer_02.json", "figures/contingency_layer_02.png"}
+    assert artifacts == {"tables/clusters_finetuned_layer_02.json", "figures/contingency_finetuned_layer_02.png"}
 
 
 @pytest.mark.parametrize("model", ["pretrained", "cnn"])

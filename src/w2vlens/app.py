@@ -84,7 +84,8 @@ def load_stores(cfg: DictConfig, corpus: Corpus, checkpoints: set[str]) -> tuple
     device = resolve_device(cfg.extract.device)
     dtype = resolve_dtype(cfg.extract.dtype, device)
     options = {"cache_dir": Path(cfg.cache_dir), "compute_dtype": dtype,
-               "storage_dtype": cfg.extract.storage_dtype, "batch_seconds": cfg.extract.batch_seconds}
+               "storage_dtype": cfg.extract.storage_dtype, "batch_seconds": cfg.extract.batch_seconds,
+               "window_seconds": cfg.extract.window_seconds, "context_seconds": cfg.extract.context_seconds}
     finetuned = load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)
     check_transcripts(corpus, finetuned.vocabulary)
     stores, hits = {}, {}

@@ -1,4 +1,7 @@
-"""Corpora as lists of utterances: from a manifest file, or the embedded demo corpus."""
+"""Corpora as lists of utterances: from a manifest file, or the embedded demo corpus.
+
+Kaldi data dirs (`w2vlens.kaldi`) and Hugging Face datasets (`w2vlens.hf_data`) give the same `Corpus`.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +16,26 @@ from w2vlens.paths import default_cache_dir
 
 ANNOTATOR_PREFIX = "annotator_"
 _RESERVED = {"id", "audio", "text"}
+# Names the frame and utterance tables of a store use themselves: metadata must not shadow them.
+RESERVED_METADATA = _RESERVED | {"utterance", "frame", "start", "end", "duration", "offset", "n_frames"}
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One recording with its optional reference and annotator transcripts and metadata."""
+    """One recording, or the segment [start, end) seconds of one (end None: to its end), with its
+    optional reference and annotator transcripts and metadata."""
 
     id: str
     audio: Path
     text: str | None = None
     annotators: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, object] = field(default_factory=dict)
+    start: float = 0.0
+    end: float | None = None
+
+    @property
+    def is_segment(self) -> bool:
+        return self.start > 0 or self.end is not None
 
 
 @dataclass(frozen=True)
@@ -35,10 +47,15 @@ class Corpus:
 
     @property
     def fingerprint(self) -> str:
+        """From file names, sizes and modification times (and segment bounds), never the audio itself."""
         digest = hashlib.sha1()
+        stats: dict[Path, str] = {}  # many segments share one recording: stat it once
         for utt in self.utterances:
-            stat = utt.audio.stat()
-            digest.update(f"{utt.id}\0{utt.audio.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            if utt.audio not in stats:
+                stat = utt.audio.stat()
+                stats[utt.audio] = f"{utt.audio.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+            segment = f"\0{utt.start}\0{utt.end}" if utt.is_segment else ""
+            digest.update(f"{utt.id}\0{stats[utt.audio]}{segment}\n".encode())
         return digest.hexdigest()[:16]
 
     @property

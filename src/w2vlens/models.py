@@ -1,8 +1,13 @@
-"""Loading wav2vec2-family checkpoints (hub id or local folder) through the Auto classes."""
+"""Loading wav2vec2-family checkpoints (hub id or local folder) through the Auto classes.
+
+Every family with wav2vec2's CNN feature encoder and Transformer works the same way: wav2vec2 (both
+layer-norm variants), XLS-R, HuBERT, WavLM and data2vec-audio, with a CTC head or without one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +20,13 @@ from transformers import (
     AutoModelForCTC,
     AutoTokenizer,
     PreTrainedModel,
+    Wav2Vec2FeatureExtractor,
 )
 from transformers.utils import logging as transformers_logging
 
 from w2vlens.errors import W2VLensError
+
+log = logging.getLogger(__name__)
 
 BLANK_LABEL = "blank"
 
@@ -91,9 +99,24 @@ def _load_config(name: str) -> object:
     try:
         return AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as error:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = " (HF_HUB_OFFLINE=1: download it once, or pass a local folder)" if offline else ""
+        hint = ""
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            hint = (" (HF_HUB_OFFLINE=1 and it is not in the local Hugging Face cache: run once with "
+                    f"HF_HUB_OFFLINE=0 to download it, or `hf download {name} --local-dir DIR` and pass DIR, "
+                    "a local folder, instead of the hub id)")
         raise W2VLensError(f"{name}: cannot load checkpoint{hint}: {str(error).splitlines()[0]}") from None
+
+
+def _feature_extractor(name: str, config: object) -> object:
+    """The checkpoint's feature extractor; for pre-training checkpoints published without one, the
+    wav2vec2 convention: layer-norm CNNs were trained on normalised input with attention masks,
+    group-norm ones on raw input without (a model without `feat_extract_norm` uses layer norm)."""
+    try:
+        return AutoFeatureExtractor.from_pretrained(name)
+    except OSError:
+        layer_norm = getattr(config, "feat_extract_norm", "layer") == "layer"
+        log.warning("%s: no preprocessor_config.json; using 16 kHz input, do_normalize=%s", name, layer_norm)
+        return Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=layer_norm, return_attention_mask=layer_norm)
 
 
 def ctc_vocabulary(tokenizer: object, vocab_size: int) -> list[str]:
@@ -126,7 +149,7 @@ def load_checkpoint(name: str, require_ctc: bool, device: torch.device, dtype: t
                 model = AutoModel.from_pretrained(name, dtype=dtype)
             finally:
                 transformers_logging.set_verbosity(verbosity)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(name)
+        feature_extractor = _feature_extractor(name, config)
         vocabulary = ctc_vocabulary(AutoTokenizer.from_pretrained(name), config.vocab_size) if has_ctc else None
     except (OSError, ValueError) as error:
         raise W2VLensError(f"{name}: cannot load checkpoint: {str(error).splitlines()[0]}") from None

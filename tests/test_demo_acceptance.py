@@ -1,0 +1,35 @@
+"""The paper's headline on the embedded demo, end to end with the committed pair (slow: it builds
+the demo corpus and extracts both models; run with `pytest -m slow`)."""
+
+from pathlib import Path
+
+import pytest
+from test_app import compose_config, runs
+
+from w2vlens.app import run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")
+
+
+def demo_overrides(work: Path) -> list[str]:
+    return [f"cache_dir={work / 'cache'}", f"tracking.dir={work / 'mlruns'}"]
+
+
+def test_finetuning_creates_the_character_clusters(demo_work: Path) -> None:
+    finetuned = run(compose_config(demo_overrides(demo_work) + ["model=finetuned"]))
+    pretrained = run(compose_config(demo_overrides(demo_work) + ["model=pretrained"]))
+    assert finetuned["ami"] >= 0.5
+    assert finetuned["ami"] >= pretrained["ami"] + 0.2
+
+
+def test_paper_experiment_on_the_demo(demo_work: Path) -> None:
+    run(compose_config(demo_overrides(demo_work) + ["experiment=paper"]))
+    record = runs(demo_work).sort_values("start_time").iloc[-1]
+    assert record["metrics.silence_f1"] >= 0.8
+    assert record["metrics.finetuned_cer"] <= 0.15
+    assert record["metrics.probe_test_balanced_accuracy"] > record["metrics.probe_majority_test_balanced_accuracy"]
