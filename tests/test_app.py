@@ -107,7 +107,7 @@ def test_bad_data_is_named_and_leaves_no_cache(tiny_pair: tuple[Path, Path], cor
 def test_bad_checkpoints_are_named(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
     base = overrides_for(tiny_pair, corpus_manifest, tmp_path)
     with pytest.raises(W2VLensError, match=r"/no/such/model: checkpoint folder does not exist"):
-        run(compose_config(base + ["pair.finetuned=/no/such/model"]))
+        run(compose_config(base + ["pair.finetuned=/no/such/model", "data.path=/no/such/manifest.tsv"]))
     with pytest.raises(W2VLensError, match=r"pretrained: not a CTC model"):
         run(compose_config(base + [f"pair.finetuned={tiny_pair[0]}"]))
     assert not (tmp_path / "cache" / "stores").exists()

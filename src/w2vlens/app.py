@@ -77,21 +77,23 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
             )
 
 
-def load_stores(cfg: DictConfig, corpus: Corpus, checkpoints: set[str]) -> tuple[dict[str, EmbeddingStore],
-                                                                                 dict[str, bool]]:
-    """Extracts (or reuses) the store of each named side of the pair; the fine-tuned one always,
-    since its logits label the frames. Returns the stores and which came from the cache."""
+def load_stores(cfg: DictConfig, checkpoints: set[str]) -> tuple[Corpus, dict[str, EmbeddingStore], dict[str, bool]]:
+    """Loads the pair's checkpoints (first, so a bad one fails before any data work), the corpus,
+    and extracts (or reuses) the store of each named side of the pair; the fine-tuned one always,
+    since its logits label the frames. Returns the corpus, the stores and which were cache hits."""
     device = resolve_device(cfg.extract.device)
     dtype = resolve_dtype(cfg.extract.dtype, device)
     options = {"cache_dir": Path(cfg.cache_dir), "compute_dtype": dtype,
                "storage_dtype": cfg.extract.storage_dtype, "batch_seconds": cfg.extract.batch_seconds,
                "window_seconds": cfg.extract.window_seconds, "context_seconds": cfg.extract.context_seconds}
     finetuned = load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)
+    if "pretrained" in checkpoints:
+        pretrained = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device, dtype=dtype)
+    corpus: Corpus = build(cfg.data)
     check_transcripts(corpus, finetuned.vocabulary)
     stores, hits = {}, {}
     stores["finetuned"], hits["finetuned"] = extract(finetuned, corpus, **options)
     if "pretrained" in checkpoints:
-        pretrained = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device, dtype=dtype)
         stores["pretrained"], hits["pretrained"] = extract(pretrained, corpus, **options)
         if stores["pretrained"].n_frames != stores["finetuned"].n_frames:
             raise W2VLensError(
@@ -100,7 +102,7 @@ def load_stores(cfg: DictConfig, corpus: Corpus, checkpoints: set[str]) -> tuple
             )
         if not stores["pretrained"].utterances()["id"].equals(stores["finetuned"].utterances()["id"]):
             raise W2VLensError(f"pair {cfg.pair.name}: the two stores hold the utterances in different orders")
-    return stores, hits
+    return corpus, stores, hits
 
 
 def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int | None]]:
@@ -147,11 +149,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
     headline metrics."""
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
-    corpus: Corpus = build(cfg.data)
     analysis = cfg.analysis
     paper = analysis == "paper"
     views = dict(cfg[analysis].views) if analysis in ("paper", "layers") else {cfg.model.name: cfg.model}
-    stores, hits = load_stores(cfg, corpus, {view.checkpoint for view in views.values()})
+    corpus, stores, hits = load_stores(cfg, {view.checkpoint for view in views.values()})
     finetuned = stores["finetuned"]
     utterances = finetuned.utterances()
     labels = label_frames(finetuned.array("logits"), utterances, finetuned.vocabulary, cfg.silence.min_frames)
