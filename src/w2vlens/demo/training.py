@@ -333,7 +333,8 @@ class PretrainModule(_EpochLogging):
         count = float(masked.sum())
         loss = output.loss / count
         self.curve.append(
-            (self.global_step, loss.item(), output.contrastive_loss.item() / count, output.diversity_loss.item() / count)
+            (self.global_step, loss.item(), output.contrastive_loss.item() / count,
+             output.diversity_loss.item() / count)
         )
         return loss
 
@@ -342,7 +343,8 @@ class PretrainModule(_EpochLogging):
         optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=s.learning_rate, betas=(0.9, 0.98), eps=1e-6, weight_decay=s.weight_decay
         )
-        return {"optimizer": optimizer, "lr_scheduler": _warmup_linear_decay(optimizer, self.total_steps, s.warmup_fraction)}
+        scheduler = _warmup_linear_decay(optimizer, self.total_steps, s.warmup_fraction)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 class FinetuneModule(_EpochLogging):
@@ -376,7 +378,8 @@ class FinetuneModule(_EpochLogging):
         optimizer = torch.optim.AdamW(
             trainable, lr=s.learning_rate, betas=(0.9, 0.98), eps=1e-8, weight_decay=s.weight_decay
         )
-        return {"optimizer": optimizer, "lr_scheduler": _warmup_linear_decay(optimizer, self.total_steps, s.warmup_fraction)}
+        scheduler = _warmup_linear_decay(optimizer, self.total_steps, s.warmup_fraction)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 def pretrain(
@@ -556,8 +559,10 @@ def build_demo_pair(
             "loss_curve": [[int(p[0]), round(p[1], 5)] for p in fine.loss_curve],
         },
         "test_cer": result.cer,
-        "examples": [{"reference": r, "hypothesis": h} for r, h in zip(result.references[:5], result.hypotheses[:5])],
-        "seconds": {"loading": loading, "pretraining": pre.seconds, "finetuning": fine.seconds, "evaluation": evaluation},
+        "examples": [{"reference": r, "hypothesis": h}
+                     for r, h in zip(result.references[:5], result.hypotheses[:5], strict=True)],
+        "seconds": {"loading": loading, "pretraining": pre.seconds, "finetuning": fine.seconds,
+                    "evaluation": evaluation},
         "bytes_on_disk": {"pretrained": _folder_bytes(pretrained_dir), "finetuned": _folder_bytes(finetuned_dir)},
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
