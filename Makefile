@@ -33,5 +33,5 @@ ui: setup ## MLflow UI over this project's store on http://127.0.0.1:5000
 lint: setup ## Ruff over the code
 	$(VENV)/bin/ruff check src tests scripts run.py
 
-demo: setup ## Rebuild the demo corpus and the demo model pair (deterministic, about 20 min on 2 cores)
+demo: setup ## Rebuild the demo corpus and the demo model pair (deterministic, about 17 min on 2 cores)
 	$(PY) scripts/build_demo.py

@@ -1,7 +1,7 @@
 """Rebuilds the embedded demo model pair: pre-training, CTC fine-tuning, test CER and report.
 
 Usage: python scripts/build_demo.py [--out DIR] [--cache-dir DIR] [--seed N] [--figure PNG]
-(`make demo`). About 15 minutes on 2 CPU cores, plus building the demo corpus if not cached.
+(`make demo`). About 16 minutes on 2 CPU cores, plus 1.5 for the demo corpus if not cached.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from w2vlens.text import WORD_DELIMITER, normalize_text
 logger = logging.getLogger(__name__)
 
 NUM_THREADS = 2
+FILTERBANK_BANDS = 32
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
 VOCABULARY = [PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, *FINNISH_ALPHABET]  # <pad> doubles as the CTC blank
 
@@ -65,7 +66,7 @@ class Utterance:
 class PretrainSettings:
     """Optimisation and masking for the self-supervised phase (wav2vec2 defaults, scaled down)."""
 
-    epochs: int = 1
+    epochs: int = 3
     batch_seconds: float = 48.0  # padded audio per batch
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.1
@@ -81,7 +82,7 @@ class PretrainSettings:
 class FinetuneSettings:
     """Optimisation and SpecAugment-style time masking for CTC fine-tuning."""
 
-    epochs: int = 6
+    epochs: int = 10
     batch_seconds: float = 48.0
     learning_rate: float = 2e-3
     warmup_fraction: float = 0.1
@@ -112,9 +113,10 @@ class CerResult:
 def demo_config(**overrides: object) -> Wav2Vec2Config:
     """The demo architecture: wav2vec2-large's stable layer norm, shrunk to train on 2 CPU cores.
 
-    Seven 64-channel conv layers with the standard kernels and strides (20 ms frames), four
-    transformer layers of width 192, a small positional conv and a 2x64-entry quantizer.
-    Dropout and LayerDrop are off: the runs are short and the model is small.
+    A two-layer CNN (a 25 ms filterbank layer at a 5 ms hop, then 4x pooling to wav2vec2's 20 ms
+    frames; see `init_filterbank_encoder`), four transformer layers of width 192, a small
+    positional conv and a 2x64-entry quantizer. Dropout and LayerDrop are off: the runs are
+    short and the model is small.
     """
     settings: dict[str, object] = dict(
         vocab_size=len(VOCABULARY),
@@ -125,9 +127,9 @@ def demo_config(**overrides: object) -> Wav2Vec2Config:
         intermediate_size=768,
         feat_extract_norm="layer",
         do_stable_layer_norm=True,
-        conv_dim=(64,) * 7,
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_dim=(2 * FILTERBANK_BANDS, 2 * FILTERBANK_BANDS),
+        conv_kernel=(400, 4),
+        conv_stride=(80, 4),
         conv_bias=True,
         num_conv_pos_embeddings=32,
         num_conv_pos_embedding_groups=16,
@@ -150,6 +152,54 @@ def demo_config(**overrides: object) -> Wav2Vec2Config:
     )
     settings.update(overrides)
     return Wav2Vec2Config(**settings)
+
+
+def init_filterbank_encoder(model: Wav2Vec2ForPreTraining, low_hz: float = 80.0, high_hz: float = 7600.0) -> None:
+    """Starts the two-layer CNN as a mel-spaced Gabor filterbank followed by envelope pooling.
+
+    wav2vec2 learns a filterbank-like first layer from thousands of hours of audio; a run of a
+    few CPU minutes cannot, and a randomly initialised narrow CNN keeps too little spectral
+    detail for CTC to leave the all-blank plateau (measured on the demo corpus: CTC loss flat at
+    2.9 after 350 steps on random-CNN frames, falling below 1.7 from this initialisation after
+    pre-training). Written by hand because no library initialises a wav2vec2 CNN this way.
+
+    Layer 1 holds a cosine and a sine Gabor filter per mel-spaced band (Gaussian windows as wide
+    as each band allows, at most the 25 ms kernel), so that its GELU outputs, summed over a
+    quadrature pair, follow the band's amplitude envelope. Layer 2 pools each pair over its four
+    time steps into the band envelope (first half of its channels) and the envelope's slope
+    (second half). Pre-training then trains every weight as usual.
+    """
+    first, second = model.wav2vec2.feature_extractor.conv_layers
+    bands, kernel = first.conv.out_channels // 2, first.conv.kernel_size[0]
+    if second.conv.out_channels != 2 * bands or second.conv.in_channels != 2 * bands:
+        raise ValueError("the filterbank initialisation needs conv_dim = (2 x bands, 2 x bands)")
+
+    def mel(hz: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+    edges = 700.0 * (10 ** (np.linspace(mel(np.array(low_hz)), mel(np.array(high_hz)), bands + 2) / 2595.0) - 1.0)
+    centres, half_widths = edges[1:-1], (edges[2:] - edges[:-2]) / 2
+    t = (np.arange(kernel) - (kernel - 1) / 2) / SAMPLE_RATE
+    sigma_t = np.minimum(2.355 / (2 * np.pi * half_widths), kernel / SAMPLE_RATE / 6)  # FWHM = band width
+    window = np.exp(-0.5 * (t[None, :] / sigma_t[:, None]) ** 2)
+    phase = 2 * np.pi * centres[:, None] * t[None, :]
+    filters = np.empty((2 * bands, kernel))
+    filters[0::2], filters[1::2] = window * np.cos(phase), window * np.sin(phase)
+    filters /= np.linalg.norm(filters, axis=1, keepdims=True)
+
+    taps = second.conv.kernel_size[0]
+    level, slope = torch.ones(taps), torch.linspace(-1.0, 1.0, taps)
+    pooling = torch.zeros_like(second.conv.weight)
+    for band in range(bands):
+        pooling[band, 2 * band : 2 * band + 2] = level
+        pooling[bands + band, 2 * band : 2 * band + 2] = slope
+    with torch.no_grad():
+        first.conv.weight.copy_(torch.from_numpy(filters).float().unsqueeze(1))
+        second.conv.weight.copy_(pooling)
+        for layer in (first, second):
+            if layer.conv.bias is not None:
+                layer.conv.bias.zero_()
+        second.layer_norm.bias.fill_(1.0)  # GELU then passes the normalised envelopes nearly linearly
 
 
 def make_feature_extractor() -> Wav2Vec2FeatureExtractor:
@@ -305,6 +355,7 @@ class PretrainModule(_EpochLogging):
     def __init__(self, config: Wav2Vec2Config, settings: PretrainSettings, total_steps: int) -> None:
         super().__init__()
         self.model = Wav2Vec2ForPreTraining(config).train()
+        init_filterbank_encoder(self.model)
         self.settings = settings
         self.total_steps = total_steps
         self.curve = []
