@@ -13,9 +13,9 @@ register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     try:
-        return run(cfg)["ami"]
+        return run(cfg).get("ami")
     except W2VLensError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -125,6 +125,17 @@ def test_too_many_clusters_is_a_one_line_error(tiny_pair: tuple[Path, Path], cor
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "cache" / "stores").iterdir())
 
 
+def test_shard_jobs_only_extract_and_the_analysis_reuses_their_store(tiny_pair: tuple[Path, Path],
+                                                                     corpus_manifest: Path, tmp_path: Path) -> None:
+    base = overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["data.num_shards=2"]
+    for shard in (0, 1):
+        assert run(compose_config(base + [f"data.shard={shard}"])) == {}
+    assert runs(tmp_path).empty  # extraction jobs log no analysis runs
+    run(compose_config(base + ["model=pretrained"]))
+    record = runs(tmp_path).iloc[0]
+    assert record["metrics.cache_hit_finetuned"] == 1 and record["metrics.cache_hit_pretrained"] == 1
+
+
 def test_sweep_makes_children_of_one_parent_and_reuses_the_cache(tmp_path: Path, corpus_manifest: Path) -> None:
     pair = save_tiny_pair(tmp_path / "pair")
     command = [sys.executable, "-m", "run", "-m", *overrides_for(pair, corpus_manifest, tmp_path),

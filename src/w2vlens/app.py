@@ -6,6 +6,7 @@ Stages never see the config; only this module does.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -36,7 +37,7 @@ from w2vlens.compare import linear_cka
 from w2vlens.correlate import character_correlations, character_frequencies
 from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import extract
+from w2vlens.extract import Shard, extract
 from w2vlens.figures import contingency_heatmap, layer_curves
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
@@ -49,6 +50,7 @@ from w2vlens.text import characters_outside, normalize_text
 from w2vlens.transcripts import annotator_columns, error_frames
 
 log = logging.getLogger("w2vlens")
+SHARD_KEYS = ("num_shards", "shard")  # data.* keys that split the extraction, not the corpus
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 transformers.utils.logging.disable_progress_bar()  # one bar per weight file is noise in job logs
 
@@ -77,24 +79,31 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
             )
 
 
-def load_stores(cfg: DictConfig, checkpoints: set[str]) -> tuple[Corpus, dict[str, EmbeddingStore], dict[str, bool]]:
+def load_stores(cfg: DictConfig, checkpoints: set[str]
+                ) -> tuple[Corpus, dict[str, EmbeddingStore | None], dict[str, bool]]:
     """Loads the pair's checkpoints (first, so a bad one fails before any data work), the corpus,
     and extracts (or reuses) the store of each named side of the pair; the fine-tuned one always,
-    since its logits label the frames. Returns the corpus, the stores and which were cache hits."""
+    since its logits label the frames. Returns the corpus, the stores and which were cache hits.
+    With `data.shard` set, only that shard is extracted, and a store is None until all shards are."""
     device = resolve_device(cfg.extract.device)
     dtype = resolve_dtype(cfg.extract.dtype, device)
+    shard = None if cfg.data.shard is None else Shard(int(cfg.data.shard), int(cfg.data.num_shards))
     options = {"cache_dir": Path(cfg.cache_dir), "compute_dtype": dtype,
                "storage_dtype": cfg.extract.storage_dtype, "batch_seconds": cfg.extract.batch_seconds,
-               "window_seconds": cfg.extract.window_seconds, "context_seconds": cfg.extract.context_seconds}
+               "window_seconds": cfg.extract.window_seconds, "context_seconds": cfg.extract.context_seconds,
+               "chunk_seconds": cfg.extract.chunk_seconds, "shard": shard}
     finetuned = load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)
     if "pretrained" in checkpoints:
         pretrained = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device, dtype=dtype)
-    corpus: Corpus = build(cfg.data)
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    corpus: Corpus = build(OmegaConf.create({key: value for key, value in data.items() if key not in SHARD_KEYS}))
     check_transcripts(corpus, finetuned.vocabulary)
     stores, hits = {}, {}
     stores["finetuned"], hits["finetuned"] = extract(finetuned, corpus, **options)
     if "pretrained" in checkpoints:
         stores["pretrained"], hits["pretrained"] = extract(pretrained, corpus, **options)
+        if shard is not None:
+            return corpus, stores, hits
         if stores["pretrained"].n_frames != stores["finetuned"].n_frames:
             raise W2VLensError(
                 f"pair {cfg.pair.name}: {cfg.pair.pretrained} gives {stores['pretrained'].n_frames} frames but "
@@ -147,12 +156,20 @@ def log_figure(figure: Figure, path: str, formats: tuple[str, ...] = ("png",)) -
 def run(cfg: DictConfig) -> dict[str, float]:
     """One job: extract, label, then score one view (the default), every layer of both models
     (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
-    headline metrics."""
+    headline metrics. A `data.shard` job only extracts its shard, for both checkpoints of the pair,
+    and returns none."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cfg.cache_dir) / "numba"))  # UMAP compiles once per machine
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
     analysis = cfg.analysis
     paper = analysis == "paper"
     views = dict(cfg[analysis].views) if analysis in ("paper", "layers") else {cfg.model.name: cfg.model}
-    corpus, stores, hits = load_stores(cfg, {view.checkpoint for view in views.values()})
+    sides = {view.checkpoint for view in views.values()} if cfg.data.shard is None else {"pretrained", "finetuned"}
+    corpus, stores, hits = load_stores(cfg, sides)
+    if cfg.data.shard is not None:
+        waiting = [side for side, store in stores.items() if store is None]
+        log.info("data.shard=%s of %s extracted; %s", cfg.data.shard, cfg.data.num_shards,
+                 f"waiting for other shards: {', '.join(waiting)}" if waiting else "every store is complete")
+        return {}
     finetuned = stores["finetuned"]
     utterances = finetuned.utterances()
     labels = label_frames(finetuned.array("logits"), utterances, finetuned.vocabulary, cfg.silence.min_frames)

@@ -7,13 +7,17 @@ the recording's length.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import math
+import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import pandas as pd
@@ -167,6 +171,140 @@ def _numeric_if_possible(column: pd.Series) -> pd.Series:
         return column
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` (0-based) of `count`: a contiguous run of the corpus holding about 1/count of its audio."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise W2VLensError(f"data.shard={self.index} must lie in 0..{self.count - 1} "
+                               f"(data.num_shards={self.count})")
+
+    def select(self, utterances: list[Utterance], durations: dict[str, float]) -> list[Utterance]:
+        """The utterances whose audio starts in this shard's share of the corpus's total duration."""
+        total = sum(durations.values())
+        chosen, elapsed = [], 0.0
+        for utt in utterances:
+            if self.index * total <= elapsed * self.count < (self.index + 1) * total:
+                chosen.append(utt)
+            elapsed += durations[utt.id]
+        return chosen
+
+
+class _ChunkWriter:
+    """Writes extracted utterances into committed chunks of about `chunk_seconds` of audio each.
+
+    A chunk is a small store in the parts folder, published atomically: a crash or a kill loses at
+    most the chunk being written, and a rerun skips every utterance of the committed ones.
+    """
+
+    def __init__(self, parts: Path, meta: dict, storage_dtype: str, chunk_seconds: float,
+                 metadata_columns: list[str]) -> None:
+        self.parts, self.meta, self.storage_dtype = parts, meta, storage_dtype
+        self.chunk_seconds, self.metadata_columns = chunk_seconds, metadata_columns
+        self.writer: StoreWriter | None = None
+
+    def __enter__(self) -> _ChunkWriter:
+        return self
+
+    def __exit__(self, kind: type | None, value: BaseException | None, trace: TracebackType | None) -> None:
+        if self.writer is not None and kind is not None:
+            self.writer.__exit__(kind, value, trace)
+        elif self.writer is not None:
+            self._commit()
+
+    def _open(self) -> StoreWriter:
+        """The open chunk's writer; a fresh chunk is opened when none is."""
+        if self.writer is None:
+            self.writer = StoreWriter(self.parts / f"chunk-{uuid.uuid4().hex}", self.meta)
+            self.frames: list[pd.DataFrame] = []
+            self.rows: list[dict] = []
+            self.seconds = 0.0
+        return self.writer
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in the open chunk so far: where the next utterance's frames start."""
+        return self._open().meta["n_frames"]
+
+    def append(self, views: dict[str, np.ndarray]) -> None:
+        self._open().append(views, self.storage_dtype)
+
+    def record(self, utt: Utterance, duration: float, offset: int, count: int) -> None:
+        """Adds the frame-table and utterance-table rows of an utterance whose frames were appended."""
+        if count <= 0:
+            raise W2VLensError(f"{utt.audio}: audio too short for one model frame")
+        frame_seconds = self.meta["frame_seconds"]
+        self.frames.append(pd.DataFrame({"utterance": utt.id, "frame": np.arange(count),
+                                         "start": np.arange(count) * frame_seconds, **utt.metadata}))
+        segment = {"segment_start": utt.start, "segment_end": utt.end} if utt.is_segment else {}
+        self.rows.append({"id": utt.id, "audio": str(utt.audio), "text": utt.text, **utt.annotators, **utt.metadata,
+                          **segment, "duration": duration, "offset": offset, "n_frames": count})
+        self.seconds += duration
+        if self.seconds >= self.chunk_seconds:
+            self._commit()
+
+    def _commit(self) -> None:
+        frame_table = pd.concat(self.frames, ignore_index=True)
+        for column in self.metadata_columns:
+            frame_table[column] = _numeric_if_possible(frame_table[column])
+        self.writer.commit(frame_table, pd.DataFrame(self.rows))
+        self.writer.__exit__(None, None, None)
+        self.writer = None
+
+
+def _committed_chunks(parts: Path) -> list[EmbeddingStore]:
+    """The finished chunks of a parts folder, in a fixed order."""
+    if not parts.is_dir():
+        return []
+    return [EmbeddingStore(path) for path in sorted(parts.glob("chunk-*")) if (path / "meta.json").is_file()]
+
+
+def _stored_ids(parts: Path) -> set[str]:
+    return {uid for chunk in _committed_chunks(parts) for uid in chunk.utterances()["id"]}
+
+
+def _merge(parts: Path, final_path: Path, corpus: Corpus, storage_dtype: str) -> EmbeddingStore:
+    """Publishes the chunks as one store, utterances in corpus order, then removes the parts.
+
+    The order does not depend on how the work was split or interrupted, so a sharded or resumed
+    extraction gives the same store as one uninterrupted pass. An advisory lock on a file in the
+    parts folder makes two shard jobs that finish together merge once.
+    """
+    try:
+        lock = open(parts / ".merge.lock", "w")
+    except FileNotFoundError:  # another job merged and removed the parts meanwhile
+        return EmbeddingStore(final_path)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final_path / "meta.json").is_file():
+            return EmbeddingStore(final_path)
+        chunks = _committed_chunks(parts)
+        frame_tables = [chunk.frames() for chunk in chunks]
+        where: dict[str, tuple[int, dict]] = {}
+        for number, chunk in enumerate(chunks):
+            for row in chunk.utterances().to_dict("records"):
+                where.setdefault(row["id"], (number, row))  # a shard run twice at once: keep one copy
+        meta = {key: value for key, value in chunks[0].meta.items() if key not in ("arrays", "n_frames", "version")}
+        frames, rows = [], []
+        with StoreWriter(final_path, meta) as writer:
+            for utt in corpus.utterances:
+                number, row = where[utt.id]
+                chunk, span = chunks[number], slice(row["offset"], row["offset"] + row["n_frames"])
+                rows.append({**row, "offset": writer.meta["n_frames"]})
+                frames.append(frame_tables[number].iloc[span])
+                writer.append({name: chunk.array(name)[span] for name in chunk.meta["arrays"]}, storage_dtype)
+            frame_table = pd.concat(frames, ignore_index=True)
+            for column in corpus.metadata_columns:
+                frame_table[column] = _numeric_if_possible(frame_table[column])
+            store = writer.commit(frame_table, pd.DataFrame(rows))
+        shutil.rmtree(parts, ignore_errors=True)
+    return store
+
+
 def extract(
     checkpoint: Checkpoint,
     corpus: Corpus,
@@ -176,19 +314,53 @@ def extract(
     batch_seconds: float = 120.0,
     window_seconds: float | None = 30.0,
     context_seconds: float = 1.0,
-) -> tuple[EmbeddingStore, bool]:
+    shard: Shard | None = None,
+    chunk_seconds: float = 600.0,
+) -> tuple[EmbeddingStore | None, bool]:
     """Returns the store of `checkpoint` over `corpus` and whether it came from the cache.
 
     Utterances longer than `window_seconds` (None: none) are run in windows of that length with at
-    least `context_seconds` of audio each side of the frames each window contributes.
+    least `context_seconds` of audio each side of the frames each window contributes. Work is saved
+    in chunks of about `chunk_seconds` of audio, so a rerun after a crash or a kill extracts only what
+    is missing. With `shard`, only that shard's utterances are extracted; the store is None until
+    every shard is done, and the job that completes the last shard merges it.
     """
     key = store_key(checkpoint, corpus, compute_dtype, storage_dtype, window_seconds, context_seconds)
     final_path = Path(cache_dir) / "stores" / key
     if (final_path / "meta.json").is_file():
         log.info("cache hit: %s over %s -> %s", checkpoint.name, corpus.name, final_path)
         return EmbeddingStore(final_path), True
-    log.info("cache miss: extracting %s over %s -> %s", checkpoint.name, corpus.name, final_path)
+    parts = final_path.with_name(key + ".parts")
     durations = {utt.id: audio_duration(utt) for utt in corpus.utterances}
+    wanted = corpus.utterances if shard is None else shard.select(corpus.utterances, durations)
+    stored = _stored_ids(parts)
+    pending = [utt for utt in wanted if utt.id not in stored]
+    part_name = "" if shard is None else f" (shard {shard.index} of {shard.count})"
+    if len(pending) < len(wanted):
+        log.info("resuming%s: %d of %d utterances already extracted", part_name, len(wanted) - len(pending),
+                 len(wanted))
+    if pending:
+        log.info("cache miss%s: extracting %s over %s -> %s", part_name, checkpoint.name, corpus.name, final_path)
+        try:
+            _extract_chunks(checkpoint, corpus, pending, durations, parts, compute_dtype, storage_dtype,
+                            batch_seconds, window_seconds, context_seconds, chunk_seconds)
+        except W2VLensError:
+            if shard is None:  # bad input: fixing it changes the key, so these parts would never be used
+                shutil.rmtree(parts, ignore_errors=True)
+            raise
+    missing = len(corpus.utterances) - len(_stored_ids(parts))
+    if missing:
+        log.info("%s over %s: %d utterances of other shards still to extract", checkpoint.name, corpus.name, missing)
+        return None, False
+    return _merge(parts, final_path, corpus, storage_dtype), False
+
+
+def _extract_chunks(
+    checkpoint: Checkpoint, corpus: Corpus, utterances: list[Utterance], durations: dict[str, float], parts: Path,
+    compute_dtype: torch.dtype, storage_dtype: str, batch_seconds: float, window_seconds: float | None,
+    context_seconds: float, chunk_seconds: float,
+) -> None:
+    """Runs the model over `utterances` and commits their views chunk by chunk into `parts`."""
     model = checkpoint.model
     base = model.base_model
     device = next(model.parameters()).device
@@ -201,7 +373,7 @@ def extract(
     if window_seconds:
         window, context = _window_samples(window_seconds, context_seconds, checkpoint.sample_rate, stride,
                                           receptive_field(model.config.conv_kernel, model.config.conv_stride))
-    long_ids = {uid for uid, seconds in durations.items() if window_seconds and seconds > window_seconds}
+    long_ids = {utt.id for utt in utterances if window_seconds and durations[utt.id] > window_seconds}
     cnn_outputs: list[torch.Tensor] = []
     hook = base.feature_extractor.register_forward_hook(lambda _m, _i, out: cnn_outputs.append(out))
     meta = {
@@ -214,32 +386,17 @@ def extract(
         "window_seconds": window_seconds,
         "context_seconds": context_seconds,
     }
-    frames: list[pd.DataFrame] = []
-    rows: list[dict] = []
-
-    def record(utt: Utterance, offset: int, count: int) -> None:
-        if count <= 0:
-            raise W2VLensError(f"{utt.audio}: audio too short for one model frame")
-        frames.append(pd.DataFrame({
-            "utterance": utt.id,
-            "frame": np.arange(count),
-            "start": np.arange(count) * meta["frame_seconds"],
-            **utt.metadata,
-        }))
-        segment = {"segment_start": utt.start, "segment_end": utt.end} if utt.is_segment else {}
-        rows.append({"id": utt.id, "audio": str(utt.audio), "text": utt.text, **utt.annotators, **utt.metadata,
-                     **segment, "duration": durations[utt.id], "offset": offset, "n_frames": count})
-
+    parts.mkdir(parents=True, exist_ok=True)
     try:
-        with StoreWriter(final_path, meta) as writer, torch.inference_mode(), tqdm(
-            total=round(sum(durations.values())), unit="audio-s", desc=f"extract {checkpoint.name}"
-        ) as progress:
-            for batch in _batches(corpus.utterances, durations, batch_seconds, padded_batches, long_ids):
+        with _ChunkWriter(parts, meta, storage_dtype, chunk_seconds, corpus.metadata_columns) as chunks, \
+                torch.inference_mode(), tqdm(total=round(sum(durations[u.id] for u in utterances)), unit="audio-s",
+                                             desc=f"extract {checkpoint.name}") as progress:
+            for batch in _batches(utterances, durations, batch_seconds, padded_batches, long_ids):
                 if batch[0].id in long_ids:
-                    offset = writer.meta["n_frames"]
+                    offset = chunks.n_frames
                     for views in _windowed(checkpoint, batch[0], window, context, compute_dtype, cnn_outputs):
-                        writer.append(views, storage_dtype)
-                    record(batch[0], offset, writer.meta["n_frames"] - offset)
+                        chunks.append(views)
+                    chunks.record(batch[0], durations[batch[0].id], offset, chunks.n_frames - offset)
                     progress.update(round(durations[batch[0].id]))
                     continue
                 audio = [load_audio(utt, checkpoint.sample_rate) for utt in batch]
@@ -256,13 +413,10 @@ def extract(
                 n_frames = base._get_feat_extract_output_lengths(torch.tensor([len(a) for a in audio])).tolist()
                 cnn = cnn_outputs[0].transpose(1, 2)
                 for index, (utt, count) in enumerate(zip(batch, n_frames, strict=True)):
-                    record(utt, writer.meta["n_frames"], count)
-                    writer.append(_views(outputs, cnn, index, slice(0, count), checkpoint.is_ctc), storage_dtype)
+                    offset = chunks.n_frames
+                    if count > 0:
+                        chunks.append(_views(outputs, cnn, index, slice(0, count), checkpoint.is_ctc))
+                    chunks.record(utt, durations[utt.id], offset, count)
                 progress.update(round(sum(durations[u.id] for u in batch)))
-            frame_table = pd.concat(frames, ignore_index=True)
-            for column in corpus.metadata_columns:
-                frame_table[column] = _numeric_if_possible(frame_table[column])
-            store = writer.commit(frame_table, pd.DataFrame(rows))
     finally:
         hook.remove()
-    return store, False
