@@ -9,6 +9,13 @@ wrong clustering. It also times extraction through the pipeline against the bare
 
     python scripts/bench_pipeline.py                       # 180,710 x 1024, every stage
     python scripts/bench_pipeline.py --sizes 180710,1000000 --stages kmeans,spherical
+    python scripts/bench_pipeline.py --stages paper        # the whole experiment=paper analysis
+
+The `paper` stage runs `experiment=paper` (three views, Tables 1-5, Figures 1-3) over stores of
+the paper's size made from the demo pair's own: the demo test set's utterances, pseudo-labels,
+transcripts and annotators, repeated up to the number of frames, with each view's embeddings
+mapped to `--dim` dimensions by a fixed random projection plus noise. It prints each stage's time
+and share of the whole.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 from w2vlens.cluster import KMeans, _nearest, pick_backend
 from w2vlens.metrics import clustering_scores
 
-STAGES = ("kmeans", "spherical", "tsne", "umap", "extract")
+STAGES = ("kmeans", "spherical", "tsne", "umap", "extract", "paper")
 
 
 def mixture(n: int, dim: int, components: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +137,105 @@ def bench_extraction(seconds: float) -> dict[str, object]:
             "quality": f"pipeline at {bare_time / pipeline_time:.0%} of the bare forward"}
 
 
+class StageClock:
+    """Exclusive wall time per named stage: time inside a nested stage counts for it alone."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.stack: list[tuple[str, float]] = []
+
+    def wrap(self, name: str, function: Callable) -> Callable:
+        def timed_function(*args: object, **kwargs: object) -> object:
+            now = time.perf_counter()
+            if self.stack:
+                parent, started = self.stack[-1]
+                self.seconds[parent] = self.seconds.get(parent, 0.0) + now - started
+            self.stack.append((name, now))
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _, started = self.stack.pop()
+                now = time.perf_counter()
+                self.seconds[name] = self.seconds.get(name, 0.0) + now - started
+                if self.stack:
+                    self.stack[-1] = (self.stack[-1][0], now)
+
+        return timed_function
+
+
+def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: list[str], seed: int) -> object:
+    """A store of at least `n_frames` frames: `source`'s utterances repeated (ids made unique), each
+    of `arrays` mapped to `dim` dimensions by one random projection plus fresh noise per copy;
+    logits are copied unchanged, so the pseudo-labels stay the real model's."""
+    import pandas as pd
+
+    from w2vlens.store import StoreWriter
+
+    rng = np.random.default_rng(seed)
+    utterances, frames = source.utterances(), source.frames()
+    widths = {name: source.meta["arrays"][name]["dim"] for name in arrays}
+    projections = {name: rng.standard_normal((width, dim)).astype(np.float32) / np.sqrt(width)
+                   for name, width in widths.items() if name != "logits"}
+    meta = {key: value for key, value in source.meta.items() if key not in ("arrays", "n_frames", "version")}
+    rows, tables = [], []
+    with StoreWriter(path, meta) as writer:
+        copy = 0
+        while writer.meta["n_frames"] < n_frames:
+            for row in utterances.to_dict("records"):
+                if writer.meta["n_frames"] >= n_frames:
+                    break
+                span = slice(row["offset"], row["offset"] + row["n_frames"])
+                views = {}
+                for name in arrays:
+                    values = np.asarray(source.array(name)[span], dtype=np.float32)
+                    if name != "logits":
+                        values = values @ projections[name]
+                        values += 0.1 * values.std() * rng.standard_normal(values.shape, dtype=np.float32)
+                    views[name] = values
+                uid = f"{row['id']}#{copy}"
+                rows.append({**row, "id": uid, "offset": writer.meta["n_frames"]})
+                tables.append(frames.iloc[span].assign(utterance=uid))
+                writer.append(views, "float32")
+            copy += 1
+        return writer.commit(pd.concat(tables, ignore_index=True), pd.DataFrame(rows))
+
+
+def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
+    """Wall time of each stage of `experiment=paper` on stores of `n_frames` x `dim` (see the module
+    docstring); the demo pair's real stores are extracted first (cached) and are not timed."""
+    import w2vlens.app as app
+    from w2vlens.cluster import KMeans as OurKMeans
+    from w2vlens.config import register_resolvers
+    from w2vlens.probe import train_probe
+    from w2vlens.reduce import _Projection
+
+    register_resolvers()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-paper-"))
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=paper", f"tracking.dir={scratch / 'mlruns'}"])
+    corpus, demo_stores, hits = app.load_stores(cfg, {"pretrained", "finetuned"})
+    last = demo_stores["finetuned"].layer_name(-1)
+    stores = {
+        "pretrained": scaled_store(demo_stores["pretrained"], scratch / "pretrained", n_frames, dim, ["cnn", last], 1),
+        "finetuned": scaled_store(demo_stores["finetuned"], scratch / "finetuned", n_frames, dim, [last, "logits"], 2),
+    }
+    print(f"paper stage: {stores['finetuned'].n_frames:,} frames x {dim} dims per view", flush=True)
+    clock = StageClock()
+    app.load_stores = lambda *_args: (corpus, stores, {side: True for side in stores})
+    for name in ("label_frames", "silence_scores", "projection_faithfulness", "view_comparison", "run_characters",
+                 "error_frames", "projection_panels", "agreement_projection", "confusion_figure", "log_figure"):
+        setattr(app, name, clock.wrap(name, getattr(app, name)))
+    OurKMeans.fit = clock.wrap("k-means", OurKMeans.fit)
+    _Projection.fit_transform = clock.wrap("projections (PCA, t-SNE, UMAP)", _Projection.fit_transform)
+    import w2vlens.analysis as analysis
+
+    analysis.train_probe = clock.wrap("mistake probe (Lightning)", train_probe)
+    total, _ = timed(lambda: clock.wrap("other (MLflow logging, tables, summary)", app.run)(cfg))
+    return [("whole experiment=paper", total)] + sorted(clock.seconds.items(), key=lambda item: -item[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="180710", help="comma-separated numbers of frames")
@@ -146,6 +252,8 @@ def main() -> None:
     print("| stage | frames | ours (s) | baseline (s) | speed-up | ours | baseline | quality |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(size) for size in args.sizes.split(",")):
+        if not set(stages) & {"kmeans", "spherical", "tsne", "umap"}:
+            break
         points, _ = mixture(n, args.dim, args.k, seed=0)
         with_baseline = n <= args.baseline_max_n
         for stage in stages:
@@ -160,6 +268,12 @@ def main() -> None:
             print(_row(stage, n, row), flush=True)
     if "extract" in stages:
         print(_row("extract", 0, bench_extraction(args.extract_seconds)), flush=True)
+    if "paper" in stages:
+        stage_times = bench_paper(int(args.sizes.split(",")[0]), args.dim)
+        total = stage_times[0][1]
+        print("\n| experiment=paper stage | seconds | share |\n| --- | --- | --- |")
+        for name, seconds in stage_times:
+            print(f"| {name} | {seconds:.1f} | {seconds / total:.0%} |")
 
 
 def _row(stage: str, n: int, row: dict[str, object]) -> str:

@@ -1,5 +1,10 @@
 """Projections keep well separated blobs apart, and the faithfulness scores can tell."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +87,17 @@ def test_umap_backend_choice_is_checked() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(W2VLensError, match="needs cuML"):
             UMAPProjection(backend="cuml").fit_transform(blobs(n_per=10)[0])
+
+
+def test_umap_kernels_are_compiled_once_per_machine(tmp_path: Path) -> None:
+    """umap-learn's numba kernels land in NUMBA_CACHE_DIR, so later processes (sweep jobs) reuse them."""
+    script = ("import numpy as np\n"
+              "from w2vlens.reduce import import_umap_with_cached_jit\n"
+              "umap = import_umap_with_cached_jit()\n"
+              "print(type(umap.umap_.smooth_knn_dist._cache).__name__)\n"
+              "umap.UMAP(n_epochs=20, random_state=0, n_jobs=1).fit(np.random.default_rng(0).normal(size=(300, 5)))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["FunctionCache"]
+    assert any((tmp_path / "numba").rglob("*.nbc"))  # compiled machine code on disk

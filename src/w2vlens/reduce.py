@@ -9,6 +9,10 @@ are placed into the fitted map with the method's own out-of-sample `transform`.
 from __future__ import annotations
 
 import logging
+import sys
+import warnings
+from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -126,6 +130,38 @@ class TSNEProjection(_Projection):
         return np.asarray(self.model_.transform(data))
 
 
+def import_umap_with_cached_jit() -> ModuleType:
+    """umap-learn, imported with numba's on-disk cache turned on for its kernels.
+
+    umap-learn compiles dozens of numba kernels in every new process, and asks numba to cache only
+    a few of them, so each job of a sweep paid the compilation again. While umap-learn (and
+    pynndescent) are imported, `numba.njit` and `numba.jit` default to `cache=True`; a kernel numba
+    cannot cache compiles as before. The cache lives in NUMBA_CACHE_DIR (the app points it into
+    w2vlens's cache) or next to the installed package. Written by hand: neither package offers it.
+    """
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    import numba
+    from numba.core.errors import NumbaWarning
+
+    def cached(decorator: Callable) -> Callable:
+        def decorate(*args: object, **kwargs: object) -> object:
+            kwargs.setdefault("cache", True)
+            return decorator(*args, **kwargs)
+
+        return decorate
+
+    original = numba.njit, numba.jit
+    numba.njit, numba.jit = cached(original[0]), cached(original[1])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumbaWarning)
+            import umap
+    finally:
+        numba.njit, numba.jit = original
+    return umap
+
+
 def _cuml_umap() -> type | None:
     """cuML's UMAP class when a CUDA GPU and cuML are both present."""
     import torch
@@ -169,8 +205,7 @@ class UMAPProjection(_Projection):
         if gpu_umap is not None:
             self.backend_, self.model_ = "cuml", gpu_umap(**settings)
         else:
-            import umap
-
+            umap = import_umap_with_cached_jit()
             self.backend_, self.model_ = "umap-learn", umap.UMAP(**settings, n_jobs=1)
         return np.asarray(self.model_.fit_transform(data))
 
