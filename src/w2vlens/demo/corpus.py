@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -169,8 +170,11 @@ def _build_split(staging: Path, split: str, count: int, seed: int) -> None:
     # libespeak-ng carries state from one synthesis into the next, so the same text comes out
     # slightly differently depending on what came before. Each utterance is therefore made by
     # a process of its own, forked from a server that never synthesised anything.
+    # Each child re-runs the parent's main module; under `python -m run` that module imports the
+    # whole app (seconds per utterance), unless the server has imported it already.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+    context.set_forkserver_preload([__name__] + ([main_spec.name] if main_spec is not None else []))
     with context.Pool(2, maxtasksperchild=1) as pool:
         rows = list(tqdm(pool.imap(partial(_render_utterance, staging), plans), total=count,
                          desc=f"demo corpus: {split}", unit="utt", mininterval=5))
