@@ -163,9 +163,9 @@ def init_filterbank_encoder(model: Wav2Vec2ForPreTraining, low_hz: float = 80.0,
     2.9 after 350 steps on random-CNN frames, falling below 1.7 from this initialisation after
     pre-training). Written by hand because no library initialises a wav2vec2 CNN this way.
 
-    Layer 1 holds a cosine and a sine Gabor filter per mel-spaced band (Gaussian windows as wide
-    as each band allows, at most the 25 ms kernel), so that its GELU outputs, summed over a
-    quadrature pair, follow the band's amplitude envelope. Layer 2 pools each pair over its four
+    Layer 1 holds a cosine and a sine Gabor filter per mel-spaced band (Gaussian windows whose
+    bandwidth matches the band's, at most the 25 ms kernel), so that its GELU outputs, summed over
+    a quadrature pair, follow the band's amplitude envelope. Layer 2 pools each pair over its four
     time steps into the band envelope (first half of its channels) and the envelope's slope
     (second half). Pre-training then trains every weight as usual.
     """
