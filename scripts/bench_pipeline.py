@@ -180,9 +180,8 @@ def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: li
     widths = {name: source.meta["arrays"][name]["dim"] for name in arrays}
     projections = {name: rng.standard_normal((width, dim)).astype(np.float32) / np.sqrt(width)
                    for name, width in widths.items() if name != "logits"}
-    meta = {key: value for key, value in source.meta.items() if key not in ("arrays", "n_frames", "version")}
     rows, tables = [], []
-    with StoreWriter(path, meta) as writer:
+    with StoreWriter(path, source.meta) as writer:  # the writer resets arrays and counts
         copy = 0
         while writer.meta["n_frames"] < n_frames:
             for row in utterances.to_dict("records"):

@@ -125,17 +125,16 @@ class KMeans:
         limit = self.max_points_per_centroid
         sampled = limit is not None and len(data) > limit * self.n_clusters
         best_centers, best_objective = None, float("inf")
+        with warnings.catch_warnings():  # a read-only memmap: the seeding only reads it
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            points = torch.from_numpy(data)
         for restart in range(self.n_init):
-            with warnings.catch_warnings():  # a read-only memmap: the seeding only reads it
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                points = torch.from_numpy(data)
             seeds = _kmeans_plus_plus(points, self.n_clusters, generator).numpy()
             centers = self._faiss_lloyd(data, seeds, self.max_iter, self.max_points_per_centroid or len(data),
                                         self.seed + restart)
-            if self.n_init == 1:
-                best_centers = centers
-                break
-            objective = float(_faiss_nearest(data, centers, self.device_ == "cuda")[1].sum())
+            objective = 0.0  # the objective on all points only chooses between restarts
+            if self.n_init > 1:
+                objective = float(_faiss_nearest(data, centers, self.device_ == "cuda")[1].sum())
             if objective < best_objective:
                 best_centers, best_objective = centers, objective
         if sampled and self.refine_iter > 0:

@@ -171,6 +171,14 @@ def _numeric_if_possible(column: pd.Series) -> pd.Series:
         return column
 
 
+def _frame_table(parts: list[pd.DataFrame], metadata_columns: list[str]) -> pd.DataFrame:
+    """The frame tables of several utterances as one, metadata columns numeric where they can be."""
+    table = pd.concat(parts, ignore_index=True)
+    for column in metadata_columns:
+        table[column] = _numeric_if_possible(table[column])
+    return table
+
+
 @dataclass(frozen=True)
 class Shard:
     """Shard `index` (0-based) of `count`: a contiguous run of the corpus holding about 1/count of its audio."""
@@ -248,10 +256,7 @@ class _ChunkWriter:
             self._commit()
 
     def _commit(self) -> None:
-        frame_table = pd.concat(self.frames, ignore_index=True)
-        for column in self.metadata_columns:
-            frame_table[column] = _numeric_if_possible(frame_table[column])
-        self.writer.commit(frame_table, pd.DataFrame(self.rows))
+        self.writer.commit(_frame_table(self.frames, self.metadata_columns), pd.DataFrame(self.rows))
         self.writer.__exit__(None, None, None)
         self.writer = None
 
@@ -288,19 +293,15 @@ def _merge(parts: Path, final_path: Path, corpus: Corpus, storage_dtype: str) ->
         for number, chunk in enumerate(chunks):
             for row in chunk.utterances().to_dict("records"):
                 where.setdefault(row["id"], (number, row))  # a shard run twice at once: keep one copy
-        meta = {key: value for key, value in chunks[0].meta.items() if key not in ("arrays", "n_frames", "version")}
         frames, rows = [], []
-        with StoreWriter(final_path, meta) as writer:
+        with StoreWriter(final_path, chunks[0].meta) as writer:  # the writer resets arrays and counts
             for utt in corpus.utterances:
                 number, row = where[utt.id]
                 chunk, span = chunks[number], slice(row["offset"], row["offset"] + row["n_frames"])
                 rows.append({**row, "offset": writer.meta["n_frames"]})
                 frames.append(frame_tables[number].iloc[span])
                 writer.append({name: chunk.array(name)[span] for name in chunk.meta["arrays"]}, storage_dtype)
-            frame_table = pd.concat(frames, ignore_index=True)
-            for column in corpus.metadata_columns:
-                frame_table[column] = _numeric_if_possible(frame_table[column])
-            store = writer.commit(frame_table, pd.DataFrame(rows))
+            store = writer.commit(_frame_table(frames, corpus.metadata_columns), pd.DataFrame(rows))
         shutil.rmtree(parts, ignore_errors=True)
     return store
 
@@ -348,7 +349,7 @@ def extract(
             if shard is None:  # bad input: fixing it changes the key, so these parts would never be used
                 shutil.rmtree(parts, ignore_errors=True)
             raise
-    missing = len(corpus.utterances) - len(_stored_ids(parts))
+    missing = 0 if shard is None else len(corpus.utterances) - len(_stored_ids(parts))  # other jobs' shards
     if missing:
         log.info("%s over %s: %d utterances of other shards still to extract", checkpoint.name, corpus.name, missing)
         return None, False
