@@ -9,7 +9,7 @@ import pandas as pd
 import soundfile as sf
 
 from w2vlens.demo.annotators import PROFILES, annotate
-from w2vlens.demo.corpus import build_demo_corpus
+from w2vlens.demo.corpus import build_demo_corpus, build_demo_split
 from w2vlens.demo.sentences import FINNISH_ALPHABET, all_letters, make_utterance
 from w2vlens.metrics import character_error_rate
 
@@ -40,9 +40,9 @@ def test_build_is_deterministic_and_records_pauses(tmp_path: Path) -> None:
     assert set(test.columns) >= {"audio", "text", "speaker", "gender", "snr_db", "pauses",
                                  "annotator_1", "annotator_2", "annotator_3", "annotator_4"}
     for row in test.itertuples():
-        audio, rate = sf.read(first.root / row.audio)
+        audio, rate = sf.read(first.test_manifest.parent / row.audio)
         assert rate == 16000
-        assert np.array_equal(audio, sf.read(second.root / row.audio)[0])
+        assert np.array_equal(audio, sf.read(second.test_manifest.parent / row.audio)[0])
         pauses = json.loads(row.pauses)
         assert pauses[0][0] == 0.0 and abs(pauses[-1][1] - len(audio) / rate) < 0.01
         in_pause = np.zeros(len(audio), bool)
@@ -57,4 +57,15 @@ def test_cached_corpus_is_reused(tmp_path: Path) -> None:
     first = build_demo_corpus(tmp_path, seed=0, n_train=1, n_test=1)
     stamp = first.test_manifest.stat().st_mtime_ns
     assert build_demo_corpus(tmp_path, seed=0, n_train=1, n_test=1).test_manifest.stat().st_mtime_ns == stamp
-    assert [p.name for p in (tmp_path / "demo-corpus").iterdir()] == [first.root.name]
+    assert sorted(p.name for p in (tmp_path / "demo-corpus").iterdir()) == sorted(
+        [first.train_manifest.parent.name, first.test_manifest.parent.name])
+
+
+def test_one_split_is_built_alone_and_equals_the_pair_build(tmp_path: Path) -> None:
+    """A run reads the test split only: building it must not build train, nor change its audio."""
+    alone = build_demo_split(tmp_path / "alone", "test", seed=3, count=2)
+    assert [p.name for p in (tmp_path / "alone" / "demo-corpus").iterdir()] == [alone.parent.name]
+    both = build_demo_corpus(tmp_path / "both", seed=3, n_train=1, n_test=2)
+    assert alone.read_bytes() == both.test_manifest.read_bytes()
+    for row in pd.read_csv(alone, sep="\t").itertuples():
+        assert (alone.parent / row.audio).read_bytes() == (both.test_manifest.parent / row.audio).read_bytes()

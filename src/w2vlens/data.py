@@ -117,11 +117,10 @@ def load_manifest(path: str | Path, name: str | None = None) -> Corpus:
 
 def demo_corpus(split: str = "test", seed: int = 0, cache_dir: str | Path | None = None) -> Corpus:
     """The embedded synthetic Finnish corpus (built on first use, then cached)."""
-    from w2vlens.demo.corpus import build_demo_corpus
+    from w2vlens.demo.corpus import SPLIT_SIZES, build_demo_split
 
-    if split not in {"train", "test"}:
-        raise W2VLensError(f"demo corpus split must be 'train' or 'test', not {split!r}")
-    corpus = build_demo_corpus(Path(cache_dir) if cache_dir else default_cache_dir(), seed=seed)
-    manifest = corpus.train_manifest if split == "train" else corpus.test_manifest
+    if split not in SPLIT_SIZES:
+        raise W2VLensError(f"demo corpus split must be one of {sorted(SPLIT_SIZES)}, not {split!r}")
+    manifest = build_demo_split(Path(cache_dir) if cache_dir else default_cache_dir(), split, seed=seed)
     return load_manifest(manifest, name=f"demo-{split}")
 

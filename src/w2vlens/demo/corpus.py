@@ -62,19 +62,15 @@ SPEAKERS = [
 ]
 
 
+SPLIT_SIZES = {"train": 1500, "test": 200}
+
+
 @dataclass(frozen=True)
 class DemoCorpus:
-    """Paths of a built demo corpus: one manifest per split, audio paths relative to them."""
+    """Manifests of the built demo splits, audio paths relative to them."""
 
-    root: Path
-
-    @property
-    def train_manifest(self) -> Path:
-        return self.root / "train.tsv"
-
-    @property
-    def test_manifest(self) -> Path:
-        return self.root / "test.tsv"
+    train_manifest: Path
+    test_manifest: Path
 
 
 def _noise(kind: str, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -181,22 +177,32 @@ def _build_split(staging: Path, split: str, count: int, seed: int) -> None:
     pd.DataFrame(rows).to_csv(staging / f"{split}.tsv", sep="\t", index=False)
 
 
-def build_demo_corpus(cache_dir: Path, seed: int = 0, n_train: int = 1500, n_test: int = 200) -> DemoCorpus:
-    """Builds the corpus once per (version, seed, sizes) under `cache_dir`, atomically."""
-    key = hashlib.sha1(f"{CORPUS_VERSION}-{seed}-{n_train}-{n_test}".encode()).hexdigest()[:12]
-    final = Path(cache_dir) / "demo-corpus" / key
-    if (final / "test.tsv").exists():
-        return DemoCorpus(final)
-    staging = final.with_name(f".{key}.{os.getpid()}.tmp")
+def build_demo_split(cache_dir: Path, split: str, seed: int = 0, count: int | None = None) -> Path:
+    """Builds one split once per (version, seed, split, size) under `cache_dir`, atomically, and
+    returns its manifest. Splits draw from their own seeded streams, so building one alone gives
+    the same audio as building both: a run reads only the test split and never waits for train."""
+    count = SPLIT_SIZES[split] if count is None else count
+    key = hashlib.sha1(f"{CORPUS_VERSION}-{seed}-{split}-{count}".encode()).hexdigest()[:12]
+    final = Path(cache_dir) / "demo-corpus" / f"{split}-{key}"
+    manifest = final / f"{split}.tsv"
+    if manifest.exists():
+        return manifest
+    staging = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        for split, count in (("train", n_train), ("test", n_test)):
-            _build_split(staging, split, count, seed)
+        _build_split(staging, split, count, seed)
         try:
             staging.rename(final)
-        except OSError:  # another process finished the same corpus first
+        except OSError:  # another process finished the same split first
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return DemoCorpus(final)
+    return manifest
+
+
+def build_demo_corpus(cache_dir: Path, seed: int = 0, n_train: int = SPLIT_SIZES["train"],
+                      n_test: int = SPLIT_SIZES["test"]) -> DemoCorpus:
+    """Both splits (the demo pair's training needs both)."""
+    return DemoCorpus(build_demo_split(cache_dir, "train", seed, n_train),
+                      build_demo_split(cache_dir, "test", seed, n_test))
