@@ -26,9 +26,8 @@ run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra ove
 test: setup ## Run the fast test suite (offline, tiny random checkpoints)
 	$(PY) -m pytest -q
 
-ui: setup ## MLflow UI over this project's store on http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
-		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+ui: setup ## MLflow UI over this project's store; prints the URL that opens the w2vlens runs
+	$(PY) -m w2vlens.ui --store mlruns --host 127.0.0.1 --port 5000
 
 lint: setup ## Ruff over the code
 	$(VENV)/bin/ruff check src tests scripts run.py
