@@ -241,8 +241,9 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
     for array_name, layer in view_arrays(view, store):
         embeddings = store.array(array_name)
         kmeans = build(cfg.cluster.estimator, n_clusters=k).fit(embeddings)
+        shown = view.name if array_name == view.name else f"{view.name} {array_name}"  # not "cnn cnn"
         scores = score_clusters(view.name, array_name, kmeans.labels_, labels, vocabulary,
-                                f"{cfg.pair.name} {view.name} {array_name}: clusters vs pseudo-labels")
+                                f"{cfg.pair.name} {shown}: clusters vs pseudo-labels")
         mlflow.log_metrics(scores | {"inertia": kmeans.inertia_}, step=layer or 0)
         if cfg.get("reduce") is not None:
             projection = build(cfg.reduce.projection)
@@ -252,7 +253,7 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
             mlflow.log_metrics(faithfulness, step=layer or 0)
             log.info("%s %s %s: %s", view.name, array_name, cfg.reduce.name,
                      ", ".join(f"{m}={v:.3f}" for m, v in faithfulness.items()))
-            title = f"{cfg.pair.name} {view.name} {array_name}, {cfg.reduce.name}"
+            title = f"{cfg.pair.name} {shown}, {cfg.reduce.name}"
             for colour_name, colours in (("label", labels.classes), ("cluster", kmeans.labels_)):
                 figure = projection_panels({view.name: coords}, colours, title=f"{title}: by {colour_name}",
                                            seed=cfg.seed)
