@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -33,12 +34,14 @@ from w2vlens.analysis import (
     single_characters,
     view_comparison,
 )
+from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
 from w2vlens.compare import linear_cka
 from w2vlens.correlate import character_correlations, character_frequencies
 from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import Shard, extract
 from w2vlens.figures import contingency_heatmap, layer_curves
+from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.plots import projection_panels
@@ -238,13 +241,17 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
     """Clusters each requested layer of one view and scores it; with `reduce` also projects it to
     2-D, measures what the projection loses and draws it."""
     scores: dict[str, float] = {}
-    for array_name, layer in view_arrays(view, store):
+    arrays = view_arrays(view, store)
+    for array_name, layer in arrays:
         embeddings = store.array(array_name)
         kmeans = build(cfg.cluster.estimator, n_clusters=k).fit(embeddings)
         shown = view.name if array_name == view.name else f"{view.name} {array_name}"  # not "cnn cnn"
         scores = score_clusters(view.name, array_name, kmeans.labels_, labels, vocabulary,
                                 f"{cfg.pair.name} {shown}: clusters vs pseudo-labels")
         mlflow.log_metrics(scores | {"inertia": kmeans.inertia_}, step=layer or 0)
+        prefix = "" if len(arrays) == 1 else f"{array_name}/"
+        if cfg.listen.enabled:
+            log_cluster_audio(cfg, kmeans.labels_, labels.classes, store, f"{cfg.pair.name} {shown}", prefix)
         if cfg.get("reduce") is not None:
             projection = build(cfg.reduce.projection)
             coords = projection.fit_transform(embeddings, labels=labels.classes)
@@ -258,7 +265,39 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
                 figure = projection_panels({view.name: coords}, colours, title=f"{title}: by {colour_name}",
                                            seed=cfg.seed)
                 log_figure(figure, f"figures/{cfg.reduce.name}_{array_name}_by_{colour_name}", ("png", "pdf"))
+            if cfg.atlas.enabled:
+                log_atlas(cfg, coords, kmeans.labels_, labels, store, vocabulary, f"{cfg.reduce.name}_{array_name}")
     return scores
+
+
+def log_cluster_audio(cfg: DictConfig, clusters: np.ndarray, classes: np.ndarray, store: EmbeddingStore,
+                      title: str, prefix: str) -> None:
+    """Logs a montage per cluster (`audio/cluster_NN.wav`) and `clusters.html` with a player each."""
+    utterances = store.utterances()
+    montages = cluster_montages(clusters, utterances["offset"].to_numpy(), utterance_reader(utterances),
+                                store.meta["frame_seconds"], cfg.seed, cfg.listen.frames, cfg.listen.context_seconds,
+                                cfg.listen.gap_seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_montages(montages, Path(folder))
+        page = clusters_page(clusters, classes, paths, f"{title}: listen to the clusters", cfg.listen.frames,
+                             cfg.listen.context_seconds)
+        (Path(folder) / "clusters.html").write_text(page, encoding="utf-8")
+        mlflow.log_artifacts(folder, prefix.rstrip("/") or None)
+
+
+def log_atlas(cfg: DictConfig, coords: np.ndarray, clusters: np.ndarray, labels: FrameLabels,
+              store: EmbeddingStore, vocabulary: list[str], name: str) -> None:
+    """Logs the projection's frame table as `atlas/<name>.parquet` (and, with `atlas.viewer`,
+    Embedding Atlas's standalone viewer of it as `atlas/<name>.zip`)."""
+    utterances = store.utterances()
+    errors = error_frames(labels.pseudo, vocabulary, utterances).categories if annotator_columns(utterances) else None
+    texts = dict(zip(utterances["id"], utterances["text"], strict=True))
+    table = frame_table(coords, labels.classes, clusters, store.frames(), texts, errors)
+    with tempfile.TemporaryDirectory() as folder:
+        table.to_parquet(Path(folder) / f"{name}.parquet", index=False)
+        if cfg.atlas.viewer:
+            export_viewer(table, Path(folder) / f"{name}.zip")
+        mlflow.log_artifacts(folder, ATLAS_DIR)
 
 
 def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore],
