@@ -60,3 +60,6 @@ def test_page_names_every_cluster_with_its_majority_label_and_player() -> None:
     assert [row.split("</td>")[0] for row in rows] == ["<td>0", "<td>1", "<td>12"]
     assert "<b>a</b> 67%" in rows[0] and "<b>silence</b> 100%" in rows[1] and "<b>ä</b>" in rows[2]
     assert all(f'src="audio/cluster_{c:02d}.wav"' in page for c in (0, 1, 12))
+    served = clusters_page(clusters, labels, {0: "audio/cluster_00.wav"}, "t", 12, 0.15,
+                           "/get-artifact?run_uuid=r&path=")
+    assert served.index('src="audio/cluster_00.wav"') < served.index('src="/get-artifact?run_uuid=r&amp;path=audio/')

@@ -9,6 +9,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -279,8 +280,9 @@ def log_cluster_audio(cfg: DictConfig, clusters: np.ndarray, classes: np.ndarray
                                 cfg.listen.gap_seconds)
     with tempfile.TemporaryDirectory() as folder:
         paths = write_montages(montages, Path(folder))
+        served_at = f"/get-artifact?run_uuid={mlflow.active_run().info.run_id}&path={quote(prefix)}"
         page = clusters_page(clusters, classes, paths, f"{title}: listen to the clusters", cfg.listen.frames,
-                             cfg.listen.context_seconds)
+                             cfg.listen.context_seconds, served_at)
         (Path(folder) / "clusters.html").write_text(page, encoding="utf-8")
         mlflow.log_artifacts(folder, prefix.rstrip("/") or None)
 

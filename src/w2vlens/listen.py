@@ -11,6 +11,7 @@ import html
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -100,17 +101,23 @@ def write_montages(montages: Mapping[int, np.ndarray], folder: Path, sample_rate
 
 
 def clusters_page(clusters: np.ndarray, labels: np.ndarray, audio: Mapping[int, str], title: str,
-                  n_frames: int, context: float, top: int = 3) -> str:
+                  n_frames: int, context: float, served_at: str | None = None, top: int = 3) -> str:
     """An HTML page: one row per cluster with its size, its most frequent labels with their shares,
-    and a player for its montage (relative `audio` paths, so it plays wherever the files sit)."""
+    and a player for its montage. The player reads the relative `audio` path (the page downloaded
+    with its audio folder), then `served_at` + that path quoted: MLflow's artifact viewer shows the
+    page in a frame where relative paths miss, but its `/get-artifact?run_uuid=...&path=` serves them."""
     table = pd.crosstab(pd.Series(clusters, name="cluster"), pd.Series(np.asarray(labels).astype(str), name="label"))
     rows = []
     for cluster, counts in table.iterrows():
         size = int(counts.sum())
-        majority = ", ".join(f"<b>{html.escape(str(label))}</b> {count / size:.0%}"
+        majority = ", ".join(f"<b>{html.escape(str(label))}</b> {_share(count / size)}"
                              for label, count in counts.sort_values(ascending=False).head(top).items() if count)
-        player = (f'<audio controls preload="none" src="{html.escape(audio[int(cluster)])}"></audio>'
-                  if int(cluster) in audio else "")
+        player = ""
+        if int(cluster) in audio:
+            sources = [audio[int(cluster)]] + ([served_at + quote(audio[int(cluster)])] if served_at else [])
+            player = ('<audio controls preload="metadata">'
+                      + "".join(f'<source src="{html.escape(source)}" type="audio/wav">' for source in sources)
+                      + "</audio>")
         rows.append(f"<tr><td>{int(cluster)}</td><td>{size:,}</td><td>{majority}</td><td>{player}</td></tr>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}")
@@ -120,3 +127,7 @@ def clusters_page(clusters: np.ndarray, labels: np.ndarray, audio: Mapping[int, 
             "audio either side, separated by short silences.</p>\n"
             "<table><tr><th>cluster</th><th>frames</th><th>most frequent labels</th><th>listen</th></tr>\n"
             + "\n".join(rows) + "\n</table></body></html>\n")
+
+
+def _share(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.005 else "&lt;1%"
