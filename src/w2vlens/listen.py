@@ -22,6 +22,10 @@ from w2vlens.data import Utterance
 
 SAMPLE_RATE = 16000
 FADE_SECONDS = 0.005  # a short fade in and out, so the cuts do not click
+# In MLflow's viewer (a blob: URL) the players read from the server that sent the page.
+_FROM_SERVER = ("if (location.protocol === 'blob:') { const server = new URL(location.href.slice(5)).origin; "
+                "for (const audio of document.querySelectorAll('audio[data-served]')) "
+                "audio.src = server + audio.dataset.served; }")
 AudioReader = Callable[[int, float, float], np.ndarray]  # (utterance index, start s, end s) -> samples
 
 
@@ -103,9 +107,10 @@ def write_montages(montages: Mapping[int, np.ndarray], folder: Path, sample_rate
 def clusters_page(clusters: np.ndarray, labels: np.ndarray, audio: Mapping[int, str], title: str,
                   n_frames: int, context: float, served_at: str | None = None, top: int = 3) -> str:
     """An HTML page: one row per cluster with its size, its most frequent labels with their shares,
-    and a player for its montage. The player reads the relative `audio` path (the page downloaded
-    with its audio folder), then `served_at` + that path quoted: MLflow's artifact viewer shows the
-    page in a frame where relative paths miss, but its `/get-artifact?run_uuid=...&path=` serves them."""
+    and a player for its montage at its relative `audio` path (the page downloaded with its audio
+    folder). MLflow's artifact viewer shows the page from a blob: URL, where relative paths resolve
+    nowhere: there a script points the players at `served_at` + path on the server that sent it
+    (MLflow's `/get-artifact?run_uuid=...&path=`)."""
     table = pd.crosstab(pd.Series(clusters, name="cluster"), pd.Series(np.asarray(labels).astype(str), name="label"))
     rows = []
     for cluster, counts in table.iterrows():
@@ -114,10 +119,8 @@ def clusters_page(clusters: np.ndarray, labels: np.ndarray, audio: Mapping[int, 
                              for label, count in counts.sort_values(ascending=False).head(top).items() if count)
         player = ""
         if int(cluster) in audio:
-            sources = [audio[int(cluster)]] + ([served_at + quote(audio[int(cluster)])] if served_at else [])
-            player = ('<audio controls preload="metadata">'
-                      + "".join(f'<source src="{html.escape(source)}" type="audio/wav">' for source in sources)
-                      + "</audio>")
+            served = f' data-served="{html.escape(served_at + quote(audio[int(cluster)]))}"' if served_at else ""
+            player = f'<audio controls preload="metadata" src="{html.escape(audio[int(cluster)])}"{served}></audio>'
         rows.append(f"<tr><td>{int(cluster)}</td><td>{size:,}</td><td>{majority}</td><td>{player}</td></tr>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}")
@@ -126,7 +129,7 @@ def clusters_page(clusters: np.ndarray, labels: np.ndarray, audio: Mapping[int, 
             f"<p>Each player: {n_frames} random frames of the cluster, each with {context * 1000:.0f} ms of "
             "audio either side, separated by short silences.</p>\n"
             "<table><tr><th>cluster</th><th>frames</th><th>most frequent labels</th><th>listen</th></tr>\n"
-            + "\n".join(rows) + "\n</table></body></html>\n")
+            + "\n".join(rows) + f"\n</table>\n<script>{_FROM_SERVER}</script></body></html>\n")
 
 
 def _share(share: float) -> str:
