@@ -150,6 +150,11 @@ def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
         raise W2VLensError(f"cluster.k={k!r}: use 'auto' or an integer") from None
 
 
+def view_title(view: str, array_name: str) -> str:
+    """`finetuned layer_04` in titles, but `cnn` alone where the array is the view (not `cnn cnn`)."""
+    return view if array_name == view else f"{view} {array_name}"
+
+
 def log_figure(figure: Figure, path: str, formats: tuple[str, ...] = ("png",)) -> None:
     """Logs `figure` once per format (e.g. png and pdf) under `path` + extension, then closes it."""
     for extension in formats:
@@ -246,7 +251,7 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
     for array_name, layer in arrays:
         embeddings = store.array(array_name)
         kmeans = build(cfg.cluster.estimator, n_clusters=k).fit(embeddings)
-        shown = view.name if array_name == view.name else f"{view.name} {array_name}"  # not "cnn cnn"
+        shown = view_title(view.name, array_name)
         scores = score_clusters(view.name, array_name, kmeans.labels_, labels, vocabulary,
                                 f"{cfg.pair.name} {shown}: clusters vs pseudo-labels")
         mlflow.log_metrics(scores | {"inertia": kmeans.inertia_}, step=layer or 0)
@@ -321,7 +326,7 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
             kmeans = build(cfg.cluster.estimator, n_clusters=k, **override).fit(embeddings[name])
             clusters.setdefault(name, kmeans.labels_)
             scores = score_clusters(f"{name}_{clustering}", array_name, kmeans.labels_, labels, vocabulary,
-                                    f"{cfg.pair.name} {name} {array_name} ({clustering}): clusters vs pseudo-labels")
+                                    f"{cfg.pair.name} {view_title(name, array_name)} ({clustering}): clusters vs pseudo-labels")
             mlflow.log_metrics({f"{name}_{clustering}_{metric}": value for metric, value in scores.items()})
             table1.append({"view": name, "clustering": clustering, **{m: scores[m] for m in SCORES}})
 
