@@ -128,3 +128,10 @@ def test_layer_curves_tick_whole_layers() -> None:
     ticks = fig.axes[0].get_xticks()
     plt.close(fig)
     assert len(ticks) >= 3 and np.all(np.mod(ticks, 1) == 0)
+
+
+def test_titles_name_the_cnn_view_once() -> None:
+    from w2vlens.app import view_title
+
+    assert view_title("cnn", "cnn") == "cnn"
+    assert view_title("finetuned", "layer_04") == "finetuned layer_04"

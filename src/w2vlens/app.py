@@ -326,7 +326,8 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
             kmeans = build(cfg.cluster.estimator, n_clusters=k, **override).fit(embeddings[name])
             clusters.setdefault(name, kmeans.labels_)
             scores = score_clusters(f"{name}_{clustering}", array_name, kmeans.labels_, labels, vocabulary,
-                                    f"{cfg.pair.name} {view_title(name, array_name)} ({clustering}): clusters vs pseudo-labels")
+                                    f"{cfg.pair.name} {view_title(name, array_name)} ({clustering}): "
+                                    "clusters vs pseudo-labels")
             mlflow.log_metrics({f"{name}_{clustering}_{metric}": value for metric, value in scores.items()})
             table1.append({"view": name, "clustering": clustering, **{m: scores[m] for m in SCORES}})
 
