@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help setup run test ui lint demo
+.PHONY: help setup run test ui atlas lint demo
 
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -26,9 +26,13 @@ run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra ove
 test: setup ## Run the fast test suite (offline, tiny random checkpoints)
 	$(PY) -m pytest -q
 
-ui: setup ## MLflow UI over this project's store on http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
-		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+ui: setup ## MLflow UI over this project's store; prints the URL that opens the w2vlens runs
+	$(PY) -m w2vlens.ui --store mlruns --host 127.0.0.1 --port 5000
+
+atlas: setup ## Open a projection run's frames in Embedding Atlas: make atlas RUN=<run id> (needs .[atlas])
+	@test -n "$(RUN)" || { echo "usage: make atlas RUN=<run id of a run with reduce=...>"; exit 2; }
+	@$(PY) -c "import embedding_atlas" 2>/dev/null || $(PY) -m pip install --quiet -e '.[atlas]'
+	$(PY) -m w2vlens.atlas $(RUN) --store mlruns
 
 lint: setup ## Ruff over the code
 	$(VENV)/bin/ruff check src tests scripts run.py

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -33,12 +35,14 @@ from w2vlens.analysis import (
     single_characters,
     view_comparison,
 )
+from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
 from w2vlens.compare import linear_cka
 from w2vlens.correlate import character_correlations, character_frequencies
 from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import Shard, extract
 from w2vlens.figures import contingency_heatmap, layer_curves
+from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.plots import projection_panels
@@ -146,6 +150,11 @@ def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
         raise W2VLensError(f"cluster.k={k!r}: use 'auto' or an integer") from None
 
 
+def view_title(view: str, array_name: str) -> str:
+    """`finetuned layer_04` in titles, but `cnn` alone where the array is the view (not `cnn cnn`)."""
+    return view if array_name == view else f"{view} {array_name}"
+
+
 def log_figure(figure: Figure, path: str, formats: tuple[str, ...] = ("png",)) -> None:
     """Logs `figure` once per format (e.g. png and pdf) under `path` + extension, then closes it."""
     for extension in formats:
@@ -238,12 +247,17 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
     """Clusters each requested layer of one view and scores it; with `reduce` also projects it to
     2-D, measures what the projection loses and draws it."""
     scores: dict[str, float] = {}
-    for array_name, layer in view_arrays(view, store):
+    arrays = view_arrays(view, store)
+    for array_name, layer in arrays:
         embeddings = store.array(array_name)
         kmeans = build(cfg.cluster.estimator, n_clusters=k).fit(embeddings)
+        shown = view_title(view.name, array_name)
         scores = score_clusters(view.name, array_name, kmeans.labels_, labels, vocabulary,
-                                f"{cfg.pair.name} {view.name} {array_name}: clusters vs pseudo-labels")
+                                f"{cfg.pair.name} {shown}: clusters vs pseudo-labels")
         mlflow.log_metrics(scores | {"inertia": kmeans.inertia_}, step=layer or 0)
+        prefix = "" if len(arrays) == 1 else f"{array_name}/"
+        if cfg.listen.enabled:
+            log_cluster_audio(cfg, kmeans.labels_, labels.classes, store, f"{cfg.pair.name} {shown}", prefix)
         if cfg.get("reduce") is not None:
             projection = build(cfg.reduce.projection)
             coords = projection.fit_transform(embeddings, labels=labels.classes)
@@ -252,12 +266,45 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
             mlflow.log_metrics(faithfulness, step=layer or 0)
             log.info("%s %s %s: %s", view.name, array_name, cfg.reduce.name,
                      ", ".join(f"{m}={v:.3f}" for m, v in faithfulness.items()))
-            title = f"{cfg.pair.name} {view.name} {array_name}, {cfg.reduce.name}"
+            title = f"{cfg.pair.name} {shown}, {cfg.reduce.name}"
             for colour_name, colours in (("label", labels.classes), ("cluster", kmeans.labels_)):
                 figure = projection_panels({view.name: coords}, colours, title=f"{title}: by {colour_name}",
                                            seed=cfg.seed)
                 log_figure(figure, f"figures/{cfg.reduce.name}_{array_name}_by_{colour_name}", ("png", "pdf"))
+            if cfg.atlas.enabled:
+                log_atlas(cfg, coords, kmeans.labels_, labels, store, vocabulary, f"{cfg.reduce.name}_{array_name}")
     return scores
+
+
+def log_cluster_audio(cfg: DictConfig, clusters: np.ndarray, classes: np.ndarray, store: EmbeddingStore,
+                      title: str, prefix: str) -> None:
+    """Logs a montage per cluster (`audio/cluster_NN.wav`) and `clusters.html` with a player each."""
+    utterances = store.utterances()
+    montages = cluster_montages(clusters, utterances["offset"].to_numpy(), utterance_reader(utterances),
+                                store.meta["frame_seconds"], cfg.seed, cfg.listen.frames, cfg.listen.context_seconds,
+                                cfg.listen.gap_seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_montages(montages, Path(folder))
+        served_at = f"/get-artifact?run_uuid={mlflow.active_run().info.run_id}&path={quote(prefix)}"
+        page = clusters_page(clusters, classes, paths, f"{title}: listen to the clusters", cfg.listen.frames,
+                             cfg.listen.context_seconds, served_at)
+        (Path(folder) / "clusters.html").write_text(page, encoding="utf-8")
+        mlflow.log_artifacts(folder, prefix.rstrip("/") or None)
+
+
+def log_atlas(cfg: DictConfig, coords: np.ndarray, clusters: np.ndarray, labels: FrameLabels,
+              store: EmbeddingStore, vocabulary: list[str], name: str) -> None:
+    """Logs the projection's frame table as `atlas/<name>.parquet` (and, with `atlas.viewer`,
+    Embedding Atlas's standalone viewer of it as `atlas/<name>.zip`)."""
+    utterances = store.utterances()
+    errors = error_frames(labels.pseudo, vocabulary, utterances).categories if annotator_columns(utterances) else None
+    texts = dict(zip(utterances["id"], utterances["text"], strict=True))
+    table = frame_table(coords, labels.classes, clusters, store.frames(), texts, errors)
+    with tempfile.TemporaryDirectory() as folder:
+        table.to_parquet(Path(folder) / f"{name}.parquet", index=False)
+        if cfg.atlas.viewer:
+            export_viewer(table, Path(folder) / f"{name}.zip")
+        mlflow.log_artifacts(folder, ATLAS_DIR)
 
 
 def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore],
@@ -279,7 +326,8 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
             kmeans = build(cfg.cluster.estimator, n_clusters=k, **override).fit(embeddings[name])
             clusters.setdefault(name, kmeans.labels_)
             scores = score_clusters(f"{name}_{clustering}", array_name, kmeans.labels_, labels, vocabulary,
-                                    f"{cfg.pair.name} {name} {array_name} ({clustering}): clusters vs pseudo-labels")
+                                    f"{cfg.pair.name} {view_title(name, array_name)} ({clustering}): "
+                                    "clusters vs pseudo-labels")
             mlflow.log_metrics({f"{name}_{clustering}_{metric}": value for metric, value in scores.items()})
             table1.append({"view": name, "clustering": clustering, **{m: scores[m] for m in SCORES}})
 

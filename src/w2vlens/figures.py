@@ -9,6 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from w2vlens.plots import DPI  # noqa: E402
 
 
 def contingency_heatmap(table: pd.DataFrame, title: str) -> Figure:
@@ -20,7 +23,7 @@ def contingency_heatmap(table: pd.DataFrame, title: str) -> Figure:
     shares = shares.iloc[order]
     height = max(4.0, 0.22 * len(shares) + 1.5)
     width = max(6.0, 0.28 * shares.shape[1] + 2.5)
-    fig, ax = plt.subplots(figsize=(width, height), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(width, height), constrained_layout=True, dpi=DPI)
     image = ax.imshow(shares.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(range(shares.shape[1]), shares.columns, rotation=90, fontsize=8)
     ax.set_yticks(range(len(shares)), [f"{c} (n={table.loc[c].sum()})" for c in shares.index], fontsize=7)
@@ -35,7 +38,7 @@ def layer_curves(table: pd.DataFrame, views: list[str], title: str) -> Figure:
     """AMI, homogeneity and completeness per layer for each view, and their linear CKA per layer."""
     with_cka = "linear_cka" in table
     fig, axes = plt.subplots(1, 2 if with_cka else 1, figsize=(11 if with_cka else 6, 4), squeeze=False,
-                             constrained_layout=True)
+                             constrained_layout=True, dpi=DPI)
     styles = {"ami": "-", "homogeneity": "--", "completeness": ":"}
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for colour, view in zip(colours[: len(views)], views, strict=True):
@@ -47,6 +50,8 @@ def layer_curves(table: pd.DataFrame, views: list[str], title: str) -> Figure:
     if with_cka:
         axes[0, 1].plot(table["layer"], table["linear_cka"], "-o", color="black", markersize=3)
         axes[0, 1].set(xlabel="layer", ylabel=f"linear CKA, {' vs '.join(views)}", ylim=(0, 1))
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -56,7 +61,7 @@ def sweep_comparison(children: pd.DataFrame, metrics: tuple[str, ...]) -> Figure
     children = children.sort_index()
     positions = np.arange(len(children))
     width = 0.8 / len(metrics)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(children) + 2), 4.5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(children) + 2), 4.5), constrained_layout=True, dpi=DPI)
     for index, metric in enumerate(metrics):
         ax.bar(positions + index * width, children[f"metrics.{metric}"], width, label=metric)
     ax.set_xticks(positions + width * (len(metrics) - 1) / 2, children.index, rotation=30, ha="right", fontsize=8)

@@ -2,9 +2,11 @@
 category (label, silence/blank, speaker, cluster id) or by a numeric value.
 
 Points are drawn as one rasterised collection per panel in a shuffled order, so no category hides
-another by being drawn last and a PDF or SVG stays small while its text stays vector. A category
-has the same colour in every panel; silence and non-silent blank get two fixed greys the palette
-does not otherwise use.
+another by being drawn last and a PDF or SVG stays small while its text stays vector. Markers grow
+and turn opaque as a panel holds fewer points, so sparse panels are not washed out. A category has
+the same colour in every panel, from a Glasbey palette (colorcet) whose colours stay apart for
+hundreds of categories; silence and non-silent blank get two fixed greys the palette (chroma >= 20)
+never uses. Each category's name is written at its points' median, as in the paper's figures.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Collection, Mapping
 import matplotlib
 
 matplotlib.use("Agg")
+import colorcet  # noqa: E402
+import matplotlib.patheffects as path_effects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize, to_rgba  # noqa: E402
@@ -25,18 +29,24 @@ from w2vlens.errors import W2VLensError  # noqa: E402
 
 SPECIAL_COLOURS = {"silence": "#1a1a1a", "blank": "#b0b0b0"}
 LEGEND_ENTRIES = 60  # more categories than this are drawn but only the most frequent are listed
+DPI = 200  # figures save at this resolution (matplotlib's default is 100)
+# Glasbey colours (max-min distance in CAM02-UCS) without greys (chroma >= 20) or pale ones
+# (lightness <= 70), so every colour stands out on white and from the two greys above.
+PALETTE = [tuple(colour) for colour in colorcet.glasbey_bw_minc_20_maxl_70]
 
 
 def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping[str, np.ndarray] | np.ndarray,
                       title: str = "", hide: Mapping[str, Collection[str]] | None = None,
-                      max_categories: int = 60, point_size: float = 1.0, alpha: float = 0.5,
-                      seed: int = 0) -> Figure:
+                      max_categories: int = 60, point_size: float | None = None, alpha: float | None = None,
+                      seed: int = 0, name_centroids: bool = True) -> Figure:
     """One scatter panel per view of its (n, 2) coordinates.
 
     `colours` is one array per view (or one array shared by all views, when they hold the same
     frames). Strings, booleans and numbers with at most `max_categories` distinct integer values are
     categories, listed in each panel's legend by frequency; other numbers get a colormap and a colour
     bar. `hide` drops categories from a view's panel, e.g. {"cnn": {"blank", "silence"}}.
+    Marker size and opacity follow the panel's number of points unless given; `name_centroids`
+    writes each category's name at its points' median.
     """
     hide = hide or {}
     values = {view: _colour_values(view, coords, colours) for view, coords in coords_by_view.items()}
@@ -50,7 +60,7 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
     legend_columns = _legend_columns(legend_rows)
     height = 4.2 + 0.17 * math.ceil(legend_rows / legend_columns) if legend_rows else 4.2
     fig, axes = plt.subplots(1, len(values), figsize=(4.4 * len(values), height), squeeze=False,
-                             constrained_layout=True)
+                             constrained_layout=True, dpi=DPI)
     axes = axes[0]
     rng = np.random.default_rng(seed)
     if continuous:
@@ -61,7 +71,9 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
     for ax, (view, coords) in zip(axes, coords_by_view.items(), strict=True):
         order = rng.permutation(np.flatnonzero(keep[view]))
         points = np.asarray(coords)[order]
-        style = dict(s=point_size, alpha=alpha, linewidths=0, marker=".", rasterized=True)
+        auto_size, auto_alpha = marker_style(len(order))
+        style = dict(s=auto_size if point_size is None else point_size, alpha=auto_alpha if alpha is None else alpha,
+                     linewidths=0, marker="o", rasterized=True)
         if continuous:
             mappable = ax.scatter(points[:, 0], points[:, 1], c=values[view][order].astype(float), cmap="viridis",
                                   norm=norm, **style)
@@ -70,6 +82,8 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
             rgba = np.array([palette[name] for name in names]).reshape(-1, 4)[codes]
             ax.scatter(points[:, 0], points[:, 1], c=rgba, **style)
             _category_legend(ax, values[view][order], palette, legend_columns)
+            if name_centroids:
+                _name_centroids(ax, points, values[view][order])
         ax.set_title(f"{view} ({len(order):,} frames)", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -79,6 +93,23 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
     if title:
         fig.suptitle(title)
     return fig
+
+
+def marker_style(n_points: int) -> tuple[float, float]:
+    """Marker area (points^2) and opacity for a panel of `n_points`: about constant ink per panel,
+    within bounds that keep 200k points from saturating and 1k points visible."""
+    n = max(n_points, 1)
+    return float(np.clip(6000 / n, 0.8, 12.0)), float(np.clip(0.3 + 6000 / n, 0.3, 0.9))
+
+
+def _name_centroids(ax: plt.Axes, points: np.ndarray, values: np.ndarray) -> None:
+    """Each category's name at the median of its points, outlined in white to stay readable."""
+    outline = [path_effects.withStroke(linewidth=2.0, foreground="white")]
+    for name in np.unique(values):
+        if name in SPECIAL_COLOURS:
+            continue
+        x, y = np.median(points[values == name], axis=0)
+        ax.text(x, y, name, fontsize=7, fontweight="bold", ha="center", va="center", path_effects=outline)
 
 
 def _colour_values(view: str, coords: np.ndarray, colours: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
@@ -112,17 +143,8 @@ def _category_colours(values: np.ndarray) -> dict[str, tuple[float, ...]]:
 
 
 def _palette(n: int) -> list[tuple[float, ...]]:
-    """n distinct colours: matplotlib's qualitative maps without their greys, then turbo samples."""
-    colours: list[tuple[float, ...]] = []
-    for name in ("tab10", "tab20b", "tab20c", "tab20"):
-        for colour in plt.get_cmap(name).colors:
-            rgba = to_rgba(colour)
-            grey = max(rgba[:3]) - min(rgba[:3]) < 0.05
-            if not grey and rgba not in colours:
-                colours.append(rgba)
-    extra = max(0, n - len(colours))
-    colours += [tuple(c) for c in plt.get_cmap("turbo")(np.linspace(0.05, 0.95, extra))] if extra else []
-    return colours[:n]
+    """n distinct colours from the Glasbey palette; past its 256 colours they repeat."""
+    return [to_rgba(PALETTE[i % len(PALETTE)]) for i in range(n)]
 
 
 def _legend_columns(entries: int) -> int:
