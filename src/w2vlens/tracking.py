@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+from filelock import FileLock
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -29,17 +30,19 @@ def tracking_uri(store_dir: str | Path) -> str:
 
 
 def configure(store_dir: str | Path, experiment: str) -> str:
-    """Points MLflow at `store_dir` and returns the id of `experiment`, creating it if new."""
+    """Points MLflow at `store_dir` and returns the id of `experiment`, creating it if new.
+
+    MLflow creates and migrates the SQLite tables on first use without any guard, so jobs that
+    start together on a new store collide (`table alembic_version already exists`): the first
+    use and the experiment's creation are serialised with a file lock beside the database."""
     store_dir = Path(store_dir).resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri(store_dir))
-    existing = mlflow.get_experiment_by_name(experiment)
-    if existing is not None:
-        return existing.experiment_id
-    try:
+    with FileLock(store_dir / "mlflow.db.lock"):
+        existing = mlflow.get_experiment_by_name(experiment)
+        if existing is not None:
+            return existing.experiment_id
         return mlflow.create_experiment(experiment, artifact_location=(store_dir / "artifacts").as_uri())
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
-        return mlflow.get_experiment_by_name(experiment).experiment_id
 
 
 def flatten(config: Mapping, prefix: str = "") -> dict[str, str]:
