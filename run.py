@@ -6,8 +6,6 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from w2vlens import tracking
-from w2vlens.app import run
 from w2vlens.config import register_resolvers
 from w2vlens.errors import W2VLensError
 
@@ -20,6 +18,11 @@ def main(cfg: DictConfig) -> float | None:
     """One job. A single run stops with a one-line error and exit code 1. A sweep job that fails
     is recorded as a FAILED child run and returns, so that the other jobs still run and the parent
     run, which lists the failures, sets the sweep's exit code."""
+    # Imported here, not at the top: the app pulls in torch, transformers and MLflow (seconds),
+    # and a config error should be reported before that.
+    from w2vlens import tracking
+    from w2vlens.app import run
+
     try:
         return run(cfg).get("ami")
     except Exception as error:
