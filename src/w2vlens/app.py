@@ -196,7 +196,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     k = resolve_k(cfg.cluster.k, finetuned.vocabulary, cfg.cluster.k_scale)
     name = cfg.model.name if analysis == "view" else analysis
     tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": cfg.cluster.name, "layer": str(cfg.layer), "reduce": str(cfg.reduce.name if cfg.reduce else None)}
+            "cluster": cfg.cluster.name, "layer": str(cfg.layer),
+            "reduce": str(cfg.reduce.name if cfg.reduce else None)}
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     with tracking.start_run(experiment_id, f"{name} {cfg.cluster.name} k={k}", tags):
         tracking.log_config(cfg, output_dir)
