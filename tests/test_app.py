@@ -181,6 +181,19 @@ def test_a_failing_sweep_job_fails_the_parent_and_spares_the_others(tiny_pair: t
     assert (logged["status"] != "RUNNING").all()
 
 
+def test_a_sweep_that_stops_early_leaves_no_run_running(tmp_path: Path) -> None:
+    """A sweep value of the wrong type stops the sweep after its parent run opened: Hydra's message,
+    exit code 1, and the parent marked FAILED rather than left RUNNING."""
+    command = [sys.executable, "-m", "run", "-m", "seed=1,abc", f"tracking.dir={tmp_path / 'mlruns'}",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "full_key: seed" in result.stderr
+    parent = runs(tmp_path).iloc[0]
+    assert parent["tags.sweep"] == "true" and parent["status"] == "FAILED"
+    assert parent["tags.error"] == "the sweep stopped before all its jobs ended"
+
+
 def test_projection_runs_log_the_same_faithfulness_metrics(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                            tmp_path: Path) -> None:
     base = overrides_for(tiny_pair, corpus_manifest, tmp_path)
