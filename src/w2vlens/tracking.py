@@ -183,8 +183,9 @@ class MlflowSweepCallback(Callback):
             experiment_ids=[experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'",
         )
         failed = [] if children.empty else [
-            f"{row['tags.mlflow.runName']}: {row.get(f'tags.{ERROR_TAG}', 'failed')}"
+            f"{row['tags.mlflow.runName']}: {error if isinstance(error, str) else 'failed'}"
             for _, row in children[children["status"] != "FINISHED"].sort_values("tags.mlflow.runName").iterrows()
+            for error in [row.get(f"tags.{ERROR_TAG}")]
         ]
         if not children.empty:
             keep = ["run_id", "tags.mlflow.runName", "status"]
