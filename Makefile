@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help setup run test ui atlas lint demo
+.PHONY: help setup run test test-slurm ui atlas lint demo
 
 help: ## Show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv: torch 2.13.0 first (the CPU wheel here), then w2vlens editable with dev tools
 
@@ -25,6 +25,9 @@ run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra ove
 
 test: setup ## Run the fast test suite (offline, tiny random checkpoints)
 	$(PY) -m pytest -q
+
+test-slurm: setup ## Sharded extraction and a sweep on a local one-node SLURM (root; installs it; else skips)
+	$(PY) -m pytest -q -rs -m slurm tests/test_slurm.py
 
 ui: setup ## MLflow UI over this project's store; prints the URL that opens the w2vlens runs
 	$(PY) -m w2vlens.ui --store mlruns --host 127.0.0.1 --port 5000

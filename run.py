@@ -1,24 +1,42 @@
 """`python -m run`: the w2vlens Hydra app (configs in ./conf)."""
 
+import logging
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from w2vlens.app import run
 from w2vlens.config import register_resolvers
 from w2vlens.errors import W2VLensError
 
 register_resolvers()
+log = logging.getLogger("w2vlens")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    """One job. A single run stops with a one-line error and exit code 1. A sweep job that fails
+    is recorded as a FAILED child run and returns, so that the other jobs still run and the parent
+    run, which lists the failures, sets the sweep's exit code."""
+    # Imported here, not at the top: the app pulls in torch, transformers and MLflow (seconds),
+    # and a config error should be reported before that.
+    from w2vlens import tracking
+    from w2vlens.app import run
+
     try:
         return run(cfg).get("ami")
-    except W2VLensError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    except Exception as error:
+        in_sweep = tracking.sweep_job() is not None
+        if not isinstance(error, W2VLensError):
+            if not in_sweep:
+                raise
+            log.exception("job failed")  # a bug, not bad input: its traceback goes to the job's log
+        message = str(error) if isinstance(error, W2VLensError) else f"{type(error).__name__}: {error}"
+        print(f"error: {message}", file=sys.stderr)
+        if not in_sweep:
+            sys.exit(1)
+        tracking.record_failed_job(cfg.tracking.dir, cfg.tracking.experiment, message)
+        return None
 
 
 if __name__ == "__main__":

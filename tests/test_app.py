@@ -158,6 +158,42 @@ def test_sweep_makes_children_of_one_parent_and_reuses_the_cache(tmp_path: Path,
     assert "cache hit" in result.stdout + result.stderr
 
 
+def test_a_failing_sweep_job_fails_the_parent_and_spares_the_others(tiny_pair: tuple[Path, Path],
+                                                                      corpus_manifest: Path, tmp_path: Path) -> None:
+    """One job of three fails (k larger than the frames) while joblib runs two at a time: the
+    others finish and are logged, the parent ends FAILED naming it, the exit code says so."""
+    command = [sys.executable, "-m", "run", "-m", *overrides_for(tiny_pair, corpus_manifest, tmp_path),
+               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "cluster.k=5,99999,7",
+               "cluster.estimator.max_iter=10", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: 1 of 3 sweep jobs failed: finetuned kmeans k=99999: k=99999 is larger than the number of frames (399)")
+    logged = runs(tmp_path)
+    parent = logged[logged["tags.sweep"] == "true"].iloc[0]
+    assert parent["status"] == "FAILED"
+    assert parent["tags.failed_jobs"] == "finetuned kmeans k=99999: k=99999 is larger than the number of frames (399)"
+    children = logged[logged["tags.mlflow.parentRunId"] == parent.run_id].set_index("tags.mlflow.runName")
+    assert children["status"].sort_index().to_dict() == {
+        "finetuned kmeans k=5": "FINISHED", "finetuned kmeans k=7": "FINISHED", "finetuned kmeans k=99999": "FAILED"}
+    assert children["metrics.ami"].notna().sum() == 2
+    assert (logged["status"] != "RUNNING").all()
+
+
+def test_a_sweep_that_stops_early_leaves_no_run_running(tmp_path: Path) -> None:
+    """A sweep value of the wrong type stops the sweep after its parent run opened: Hydra's message,
+    exit code 1, and the parent marked FAILED rather than left RUNNING."""
+    command = [sys.executable, "-m", "run", "-m", "seed=1,abc", f"tracking.dir={tmp_path / 'mlruns'}",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "full_key: seed" in result.stderr
+    parent = runs(tmp_path).iloc[0]
+    assert parent["tags.sweep"] == "true" and parent["status"] == "FAILED"
+    assert parent["tags.error"] == "the sweep stopped before all its jobs ended"
+
+
 def test_projection_runs_log_the_same_faithfulness_metrics(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                            tmp_path: Path) -> None:
     base = overrides_for(tiny_pair, corpus_manifest, tmp_path)

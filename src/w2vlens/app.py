@@ -144,10 +144,29 @@ def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
     `scale`."""
     if k == "auto":
         return max(1, round((len(vocabulary) + 1) * scale))
-    try:
-        return int(k)
-    except ValueError:
-        raise W2VLensError(f"cluster.k={k!r}: use 'auto' or an integer") from None
+    return int(k)  # check_config has made sure it is a positive integer
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The checks the config's schema cannot express, made before any work or MLflow run starts:
+    required values, the layer selection, k and the analysis."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise W2VLensError(f"{missing[0]} is required: set it on the command line ({missing[0]}=...)")
+    layer = OmegaConf.to_container(cfg.layer) if isinstance(cfg.layer, ListConfig) else cfg.layer
+    layers = layer if isinstance(layer, list) else [layer]
+    if layer != "all" and (not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers)):
+        raise W2VLensError(f"layer={layer!r}: use a layer index, a non-empty list of them or 'all'")
+    k = cfg.cluster.k
+    if k != "auto" and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise W2VLensError(f"cluster.k={k!r}: use 'auto' or a positive integer")
+    scale = cfg.cluster.k_scale
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
+        raise W2VLensError(f"cluster.k_scale={scale!r}: use a positive number")
+    if cfg.analysis not in ("view", "layers", "paper"):
+        raise W2VLensError(f"analysis={cfg.analysis!r}: use view, or experiment=layers or experiment=paper")
+    if cfg.analysis != "view" and cfg[cfg.analysis] is None:
+        raise W2VLensError(f"analysis={cfg.analysis} needs experiment={cfg.analysis}, which sets it up")
 
 
 def view_title(view: str, array_name: str) -> str:
@@ -167,6 +186,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
     headline metrics. A `data.shard` job only extracts its shard, for both checkpoints of the pair,
     and returns none."""
+    check_config(cfg)
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cfg.cache_dir) / "numba"))  # UMAP compiles once per machine
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
     analysis = cfg.analysis
@@ -185,7 +205,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     k = resolve_k(cfg.cluster.k, finetuned.vocabulary, cfg.cluster.k_scale)
     name = cfg.model.name if analysis == "view" else analysis
     tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": cfg.cluster.name, "layer": str(cfg.layer), "reduce": str(cfg.get("reduce", {}).get("name"))}
+            "cluster": cfg.cluster.name, "layer": str(cfg.layer),
+            "reduce": str(cfg.reduce.name if cfg.reduce else None)}
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     with tracking.start_run(experiment_id, f"{name} {cfg.cluster.name} k={k}", tags):
         tracking.log_config(cfg, output_dir)
@@ -258,7 +279,7 @@ def run_view(cfg: DictConfig, view: DictConfig, store: EmbeddingStore, labels: F
         prefix = "" if len(arrays) == 1 else f"{array_name}/"
         if cfg.listen.enabled:
             log_cluster_audio(cfg, kmeans.labels_, labels.classes, store, f"{cfg.pair.name} {shown}", prefix)
-        if cfg.get("reduce") is not None:
+        if cfg.reduce is not None:
             projection = build(cfg.reduce.projection)
             coords = projection.fit_transform(embeddings, labels=labels.classes)
             faithfulness = projection_faithfulness(embeddings, coords, kmeans.labels_, **cfg.faithfulness,

@@ -3,15 +3,20 @@ Hydra callback that makes one parent run per multirun sweep with the jobs as its
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+from filelock import FileLock
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
@@ -19,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from w2vlens.figures import sweep_comparison
 
 log = logging.getLogger(__name__)
-PARENT_RUN_ENV = "W2VLENS_PARENT_RUN_ID"
+SWEEP_JOB_TAG = "sweep_job"  # the Hydra job number of a sweep's child run
+ERROR_TAG = "error"  # why a run failed, in one line
 SWEEP_METRICS = ("ami", "homogeneity", "completeness")
 _PARAM_VALUE_LIMIT = 6000
 
@@ -29,17 +35,19 @@ def tracking_uri(store_dir: str | Path) -> str:
 
 
 def configure(store_dir: str | Path, experiment: str) -> str:
-    """Points MLflow at `store_dir` and returns the id of `experiment`, creating it if new."""
+    """Points MLflow at `store_dir` and returns the id of `experiment`, creating it if new.
+
+    MLflow creates and migrates the SQLite tables on first use without any guard, so jobs that
+    start together on a new store collide (`table alembic_version already exists`): the first
+    use and the experiment's creation are serialised with a file lock beside the database."""
     store_dir = Path(store_dir).resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri(store_dir))
-    existing = mlflow.get_experiment_by_name(experiment)
-    if existing is not None:
-        return existing.experiment_id
-    try:
+    with FileLock(store_dir / "mlflow.db.lock"):
+        existing = mlflow.get_experiment_by_name(experiment)
+        if existing is not None:
+            return existing.experiment_id
         return mlflow.create_experiment(experiment, artifact_location=(store_dir / "artifacts").as_uri())
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
-        return mlflow.get_experiment_by_name(experiment).experiment_id
 
 
 def flatten(config: Mapping, prefix: str = "") -> dict[str, str]:
@@ -65,17 +73,71 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
+def sweep_job() -> tuple[str, int] | None:
+    """(absolute sweep dir, job number) when this process runs a job of a Hydra multirun, else None."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return absolute_sweep_dir(hydra_cfg), int(hydra_cfg.job.num)
+
+
+def absolute_sweep_dir(hydra_cfg: DictConfig) -> str:
+    """The sweep dir as the parent run's tag records it: the same string in the launching process
+    and in every job, wherever the launcher runs them."""
+    return os.path.abspath(os.path.join(hydra_cfg.runtime.cwd, hydra_cfg.sweep.dir))
+
+
+def find_parent_run(experiment_id: str, sweep_dir: str) -> str | None:
+    """The running parent run of the sweep writing to `sweep_dir`. Jobs find it in the store, not
+    in an environment variable, since a launcher (SLURM) need not pass the environment on."""
+    found = MlflowClient().search_runs(
+        [experiment_id], f"tags.sweep = 'true' and tags.sweep_dir = '{sweep_dir}' and attributes.status = 'RUNNING'",
+        max_results=1, order_by=["attributes.start_time DESC"],
+    )
+    return found[0].info.run_id if found else None
+
+
 def start_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
     """Starts the job's run; inside a sweep it becomes a child of the sweep's parent run."""
-    parent = os.environ.get(PARENT_RUN_ENV)
-    if parent:
-        tags = {**tags, MLFLOW_PARENT_RUN_ID: parent}
+    job = sweep_job()
+    if job is not None:
+        tags = {**tags, SWEEP_JOB_TAG: str(job[1])}
+        parent = find_parent_run(experiment_id, job[0])
+        if parent is not None:
+            tags[MLFLOW_PARENT_RUN_ID] = parent
     return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+
+
+def record_failed_job(store_dir: str | Path, experiment: str, error: str) -> None:
+    """Inside a sweep, leaves a FAILED child run that names `error` for the parent to list: the
+    job's own run if it had started one, else a new one named after the job's overrides."""
+    job = sweep_job()
+    if job is None:
+        return
+    sweep_dir, number = job
+    experiment_id = configure(store_dir, experiment)
+    parent = find_parent_run(experiment_id, sweep_dir)
+    client = MlflowClient()
+    filter_string = f"tags.{SWEEP_JOB_TAG} = '{number}'" + (
+        f" and tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent}'" if parent else "")
+    own = client.search_runs([experiment_id], filter_string, max_results=1, order_by=["attributes.start_time DESC"])
+    if own:
+        run_id = own[0].info.run_id
+    else:
+        overrides = " ".join(HydraConfig.get().overrides.task)
+        tags = {SWEEP_JOB_TAG: str(number), "overrides": overrides} | ({MLFLOW_PARENT_RUN_ID: parent} if parent else {})
+        run_id = client.create_run(experiment_id, run_name=f"job {number}: {overrides}", tags=tags).info.run_id
+    client.set_tag(run_id, ERROR_TAG, error[:_PARAM_VALUE_LIMIT])
+    client.set_terminated(run_id, "FAILED")
 
 
 class MlflowSweepCallback(Callback):
     """Opens the parent run before a multirun's jobs start and closes it after the last one,
-    logging a table of the children's metrics to it."""
+    logging a table of the children's metrics to it. The parent ends FAILED, listing the failed
+    jobs, if any child failed; a sweep that stops early (interrupted, a launcher error) marks it
+    FAILED on exit rather than leave it RUNNING."""
 
     def __init__(self, store_dir: str, experiment: str) -> None:
         self.store_dir = store_dir
@@ -84,36 +146,67 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         experiment_id = configure(self.store_dir, self.experiment)
-        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir = absolute_sweep_dir(config.hydra)
         overrides = " ".join(config.hydra.overrides.task)
         run = MlflowClient().create_run(
-            experiment_id, run_name=f"sweep {sweep_dir.name}",
-            tags={"sweep": "true", "sweep_dir": str(sweep_dir), "overrides": overrides, "git_commit": git_commit()},
+            experiment_id, run_name=f"sweep {Path(sweep_dir).name}",
+            tags={"sweep": "true", "sweep_dir": sweep_dir, "overrides": overrides, "git_commit": git_commit()},
         )
         self.parent_run_id = run.info.run_id
-        os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        atexit.register(self._abandon)
         log.info("MLflow parent run %s for sweep %s", self.parent_run_id, sweep_dir)
+
+    def _abandon(self) -> None:
+        """At exit, a parent still RUNNING means the sweep stopped early: it and any child left
+        RUNNING (a killed job) are marked FAILED."""
+        if self.parent_run_id is None:
+            return
+        client = MlflowClient(tracking_uri(self.store_dir))
+        for child in self._children(client):
+            if child.info.status == "RUNNING":
+                client.set_terminated(child.info.run_id, "FAILED")
+        client.set_tag(self.parent_run_id, ERROR_TAG, "the sweep stopped before all its jobs ended")
+        client.set_terminated(self.parent_run_id, "FAILED")
+
+    def _children(self, client: MlflowClient) -> list[mlflow.entities.Run]:
+        experiment_id = client.get_run(self.parent_run_id).info.experiment_id
+        return client.search_runs([experiment_id], f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         if self.parent_run_id is None:
             return
+        atexit.unregister(self._abandon)
+        parent_run_id, self.parent_run_id = self.parent_run_id, None
         client = MlflowClient()
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
         children = mlflow.search_runs(
-            experiment_ids=[client.get_run(self.parent_run_id).info.experiment_id],
-            filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{self.parent_run_id}'",
+            experiment_ids=[experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'",
         )
+        failed = [] if children.empty else [
+            f"{row['tags.mlflow.runName']}: {error if isinstance(error, str) else 'failed'}"
+            for _, row in children[children["status"] != "FINISHED"].sort_values("tags.mlflow.runName").iterrows()
+            for error in [row.get(f"tags.{ERROR_TAG}")]
+        ]
         if not children.empty:
-            keep = ["run_id", "tags.mlflow.runName"] + [c for c in children.columns if c.startswith("metrics.")]
-            with mlflow.start_run(run_id=self.parent_run_id):
+            keep = ["run_id", "tags.mlflow.runName", "status"]
+            keep += [c for c in children.columns if c.startswith("metrics.")]
+            with mlflow.start_run(run_id=parent_run_id):
                 mlflow.log_table(children[keep], artifact_file="tables/children.json")
                 mlflow.log_metric("children", len(children))
+                mlflow.log_metric("failed_children", len(failed))
                 scored = children.dropna(subset=[f"metrics.{m}" for m in SWEEP_METRICS if f"metrics.{m}" in children])
                 if not scored.empty and "metrics.ami" in scored:
                     figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS)
                     mlflow.log_figure(figure, "figures/children.png")
                     plt.close(figure)
-        client.set_terminated(self.parent_run_id)
-        os.environ.pop(PARENT_RUN_ENV, None)
+        if failed:
+            client.set_tag(parent_run_id, "failed_jobs", "; ".join(failed)[:_PARAM_VALUE_LIMIT])
+        client.set_terminated(parent_run_id, "FAILED" if failed else "FINISHED")
+        if failed:
+            # Each failed job already printed its error; the sweep's exit code must say so too,
+            # and the last hook of a multirun has no other way to set it.
+            print(f"error: {len(failed)} of {len(children)} sweep jobs failed: {'; '.join(failed)}", file=sys.stderr)
+            sys.exit(1)
 
 
 def log_config(config: DictConfig, hydra_output_dir: Path | None) -> None:
