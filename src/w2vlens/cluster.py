@@ -39,13 +39,14 @@ def _faiss_available() -> bool:
 
 
 def pick_backend(backend: str, device: str) -> tuple[str, str]:
-    """Resolves `auto` to the fastest available (backend, device) pair."""
+    """Resolves `auto` to the fastest available (backend, device) pair: torch on a CUDA GPU,
+    FAISS on the CPU, scikit-learn when FAISS is missing."""
     if backend not in BACKENDS:
         raise W2VLensError(f"cluster backend {backend!r} is not one of {BACKENDS}")
     want_cuda = device in {"auto", "cuda"} and torch.cuda.is_available()
-    if backend == "auto":
+    if backend == "auto":  # on CUDA, torch: whole-data Lloyd on the device (FAISS seeds on the host)
         if want_cuda:
-            return ("faiss", "cuda") if _faiss_gpu_available() else ("torch", "cuda")
+            return "torch", "cuda"
         return ("faiss", "cpu") if _faiss_available() else ("sklearn", "cpu")
     if backend == "faiss":
         return "faiss", "cuda" if want_cuda and _faiss_gpu_available() else "cpu"
