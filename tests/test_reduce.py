@@ -167,6 +167,9 @@ def test_one_shared_graph_per_view_gives_the_projections_own_maps() -> None:
         own = knn_graph(projection.pca_.transform(points), graph.n_neighbors, device="cpu")
         assert np.array_equal(own.indices, graph.indices)
         assert cluster_agreement(raw_clusters(points), coords)["ami"] > 0.95
+    cosine_umap = small("umap", metric="cosine")
+    alone = shared_knn_graphs(points, [small("tsne"), cosine_umap], device="cpu")
+    assert alone[0] is not None and alone[1] is None  # on the CPU NN-descent beats an exact search of its own
 
 
 def test_a_graph_that_does_not_fit_the_projection_is_a_clear_error() -> None:

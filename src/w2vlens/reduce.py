@@ -86,7 +86,7 @@ def knn_graph(X: np.ndarray, n_neighbors: int, metric: str = "euclidean", device
     if metric == "cosine":
         data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
     data = np.ascontiguousarray(data)
-    on_gpu = device in ("auto", "cuda") and torch.cuda.is_available()
+    on_gpu = _on_gpu(device)
     indices, squared = (_torch_neighbours(data, data, n_neighbors, torch.device("cuda"), exclude_self=True)
                         if on_gpu else _faiss_neighbours(data, data, n_neighbors, exclude_self=True))
     distances = squared / 2 if metric == "cosine" else np.sqrt(squared)
@@ -166,7 +166,7 @@ class ExactNeighbours:
             database = database / np.maximum(np.linalg.norm(database, axis=1, keepdims=True), 1e-12)
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         database = np.ascontiguousarray(database, dtype=np.float32)
-        on_gpu = self.device in ("auto", "cuda") and torch.cuda.is_available()
+        on_gpu = _on_gpu(self.device)
         indices, squared = (_torch_neighbours(database, queries, k, torch.device("cuda"), exclude_self=False)
                             if on_gpu else _faiss_neighbours(database, queries, k, exclude_self=False))
         return indices, squared / 2 if self.graph.metric == "cosine" else np.sqrt(squared)
@@ -196,7 +196,10 @@ def sample_rows(n_rows: int, size: int | None, labels: np.ndarray | None = None,
 
 class _Projection:
     """Shared fit/transform recipe; subclasses implement `_fit` (returns coordinates) and `_place`,
-    and those that search neighbours `graph_request`."""
+    and those that search neighbours `graph_request`. `exact_on_cpu`: whether an exact search on
+    the CPU (FAISS, quadratic in the rows) beats the method's own approximate one there."""
+
+    exact_on_cpu = True
 
     def __init__(self, max_points: int | None, pca_components: int | None, seed: int, device: str = "auto") -> None:
         self.max_points = max_points
@@ -257,7 +260,10 @@ def shared_knn_graphs(X: np.ndarray, projections: Sequence[_Projection], device:
                       seed: int = 0) -> list[KNNGraph | None]:
     """One exact kNN graph per (metric, PCA pre-reduction) among `projections` over the rows of X,
     with as many neighbours as the most demanding one asks for, in the projections' order (None
-    for those that take none): compute once per view, hand each to `fit_transform(X, knn=...)`."""
+    for those that take none): compute once per view, hand each to `fit_transform(X, knn=...)`.
+    On the CPU a graph is searched only where a projection gains from it (`exact_on_cpu`: t-SNE);
+    UMAP then shares t-SNE's graph when metric and PCA match, and otherwise searches its own."""
+    on_gpu = _on_gpu(device)
     keys = []
     for projection in projections:
         request = projection.graph_request(len(X))
@@ -266,8 +272,17 @@ def shared_knn_graphs(X: np.ndarray, projections: Sequence[_Projection], device:
     wanted: dict[tuple[str, int | None], int] = {}
     for key in filter(None, keys):
         wanted[key[:2]] = max(wanted.get(key[:2], 0), key[2])
-    graphs = {(metric, pca): knn_graph(X, k, metric, device, pca, seed) for (metric, pca), k in wanted.items()}
-    return [None if key is None else graphs[key[:2]] for key in keys]
+    # on the CPU, a graph only for groups with a projection that gains from an exact search there
+    worth = {key[:2] for key, projection in zip(keys, projections, strict=True)
+             if key is not None and (on_gpu or projection.exact_on_cpu)}
+    graphs = {(metric, pca): knn_graph(X, k, metric, device, pca, seed)
+              for (metric, pca), k in wanted.items() if (metric, pca) in worth}
+    return [None if key is None else graphs.get(key[:2]) for key in keys]
+
+
+def _on_gpu(device: str) -> bool:
+    """Whether `device` (auto, cuda, cpu, ...) puts the neighbour search on a CUDA GPU."""
+    return device in ("auto", "cuda") and torch.cuda.is_available()
 
 
 class PCAProjection(_Projection):
@@ -375,7 +390,9 @@ def _cuml_umap() -> type | None:
 
 class UMAPProjection(_Projection):
     """UMAP with cuML on a GPU when available (`backend="auto"`), else umap-learn on an exact kNN
-    graph (given, or searched on `device`) when it fits every row.
+    graph when it fits every row: the graph given, or one searched on a CUDA `device`. Without
+    either, umap-learn searches with its own NN-descent, which on the CPU is as fast as FAISS's
+    exact search at 50,000 rows and faster beyond (the exact one grows with the square of the rows).
 
     `n_epochs` defaults to umap-learn's choice for more than 10,000 points (200). umap-learn runs
     single-threaded when seeded, the price of a reproducible map, and its first fit in a process
@@ -383,6 +400,8 @@ class UMAPProjection(_Projection):
     through umap-learn's own search index, so that fit searches with NN-descent. cuML searches its
     own neighbours on the GPU; its results are seeded too but differ from umap-learn's.
     """
+
+    exact_on_cpu = False
 
     def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean",
                  n_epochs: int | None = 200, pca_components: int | None = 50, max_points: int | None = None,
@@ -417,9 +436,10 @@ class UMAPProjection(_Projection):
             self.backend_, self.model_ = "cuml", gpu_umap(**settings)
             return np.asarray(self.model_.fit_transform(data))
         umap = import_umap_with_cached_jit()
-        if not placing:
-            graph = knn if knn is not None else knn_graph(data, self.n_neighbors - 1, self.metric, self.device)
-            settings["precomputed_knn"] = graph.with_self(self.n_neighbors)
+        if knn is None and not placing and _on_gpu(self.device):
+            knn = knn_graph(data, self.n_neighbors - 1, self.metric, self.device)
+        if knn is not None:
+            settings["precomputed_knn"] = knn.with_self(self.n_neighbors)
         self.backend_, self.model_ = "umap-learn", umap.UMAP(**settings, n_jobs=1)
         with warnings.catch_warnings():  # no search index: this map places no other rows
             warnings.filterwarnings("ignore", "precomputed_knn.2. .knn_search_index. is not an NNDescent")
