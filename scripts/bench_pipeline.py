@@ -3,12 +3,16 @@
 Builds synthetic embedding sets (a Gaussian mixture with one dominant blank-like component, as
 CTC models give) at the paper's scale and larger, times each stage with w2vlens's defaults and
 with the reference tools (scikit-learn KMeans, spherical K-means as KMeans on unit-normalised
-data, scikit-learn t-SNE on a sample, umap-learn with a fixed seed), and prints one Markdown table
-with times, speed-ups and the agreement between the two answers, so speed is never bought with a
-wrong clustering. It also times extraction through the pipeline against the bare model forward.
+data; openTSNE and umap-learn with their own approximate neighbour searches, Annoy and NN-descent),
+and prints one Markdown table with times, speed-ups and the agreement between the two answers, so
+speed is never bought with a wrong clustering. Projections follow the paper's protocol: every
+frame is fitted, ours on an exact kNN graph (the `knn` stage compares that search with the two
+approximate ones alone, with their recall). It also times extraction through the pipeline against
+the bare model forward.
 
     python scripts/bench_pipeline.py                       # 180,710 x 1024, every stage
     python scripts/bench_pipeline.py --sizes 180710,1000000 --stages kmeans,spherical
+    python scripts/bench_pipeline.py --sizes 50000 --dim 256 --stages knn,tsne,umap
     python scripts/bench_pipeline.py --stages paper        # the whole experiment=paper analysis
 
 The `paper` stage runs `experiment=paper` (three views, Tables 1-5, Figures 1-3) over stores of
@@ -32,7 +36,7 @@ import numpy as np
 from w2vlens.cluster import KMeans, _nearest, pick_backend
 from w2vlens.metrics import clustering_scores
 
-STAGES = ("kmeans", "spherical", "tsne", "umap", "extract", "paper")
+STAGES = ("kmeans", "spherical", "knn", "tsne", "umap", "extract", "paper")
 
 
 def mixture(n: int, dim: int, components: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,30 +77,71 @@ def bench_kmeans(points: np.ndarray, k: int, spherical: bool, with_baseline: boo
     return row
 
 
+def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
+    """The neighbour searches alone, on the projections' PCA-50 space: our exact graph against
+    openTSNE's Annoy (90 neighbours, t-SNE's) and umap-learn's NN-descent (15 with the point
+    itself, UMAP's), with the fraction of true neighbours each approximate search finds."""
+    from openTSNE.nearest_neighbors import Annoy
+    from sklearn.decomposition import PCA
+
+    from w2vlens.reduce import import_umap_with_cached_jit, knn_graph
+
+    umap = import_umap_with_cached_jit()
+    data = PCA(50, random_state=0).fit(points).transform(points).astype(np.float32)
+
+    def annoy(rows: np.ndarray = data) -> np.ndarray:
+        return Annoy(rows, 90, random_state=0, n_jobs=1).build()[0]
+
+    def nn_descent(rows: np.ndarray = data) -> np.ndarray:  # as umap-learn calls it, without the point itself
+        return umap.umap_.nearest_neighbors(rows, 15, "euclidean", {}, False, np.random.RandomState(0),
+                                            n_jobs=1)[0][:, 1:]
+
+    nn_descent(data[:5000])  # numba compiles NN-descent's kernels on first use: not timed
+
+    rows = []
+    for name, k, search, baseline in (("knn t-SNE", 90, annoy, "openTSNE's Annoy"),
+                                      ("knn UMAP", 14, nn_descent, "umap-learn's NN-descent")):
+        ours_time, exact = timed(lambda k=k: knn_graph(data, k, device="auto"))
+        base_time, found = timed(search)
+        recall = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(exact.indices, found, strict=True)])
+        rows.append((name, {"ours_s": ours_time, "ours": f"exact, k={k}", "baseline_s": base_time,
+                            "baseline": baseline, "quality": f"approximate recall {recall:.3f}"}))
+    return rows
+
+
 def bench_projection(points: np.ndarray, name: str, with_baseline: bool) -> dict[str, object]:
+    """Our projection of every point on the exact kNN graph (graph time included) against the
+    same library fitted on every point with its own approximate neighbour search."""
     from w2vlens.faithfulness import cluster_agreement
-    from w2vlens.reduce import TSNEProjection, UMAPProjection
+    from w2vlens.reduce import TSNEProjection, UMAPProjection, shared_knn_graphs
 
     raw = KMeans(36, max_points_per_centroid=1024).fit(points).labels_
-    projection = TSNEProjection() if name == "tsne" else UMAPProjection()
-    ours_time, coords = timed(lambda: projection.fit_transform(points, labels=raw))
-    row: dict[str, object] = {"ours_s": ours_time, "ours": "openTSNE" if name == "tsne" else "umap-learn",
+    projection = TSNEProjection() if name == "tsne" else UMAPProjection(backend="umap-learn")
+    if name == "umap":  # numba compiles umap-learn's kernels on first use, with and without a graph: not timed
+        from w2vlens.reduce import import_umap_with_cached_jit
+
+        warm_up = points[:5000]
+        UMAPProjection(backend="umap-learn", n_epochs=5).fit_transform(warm_up)
+        import_umap_with_cached_jit().UMAP(n_epochs=5, random_state=0, n_jobs=1).fit_transform(warm_up)
+    graph_time, (graph,) = timed(lambda: shared_knn_graphs(points, [projection]))
+    fit_time, coords = timed(lambda: projection.fit_transform(points, knn=graph))
+    library = "openTSNE" if name == "tsne" else "umap-learn"
+    search = f"exact graph ({graph_time:.0f} s)" if graph is not None else "own search (defaults, CPU)"
+    row: dict[str, object] = {"ours_s": graph_time + fit_time, "ours": f"{library}, {search} + fit, every point",
                               "quality": f"projection AMI {cluster_agreement(raw, coords)['ami']:.3f}"}
     if with_baseline:
-        if name == "tsne":  # the paper's toolchain: scikit-learn t-SNE, which only copes with a sample
-            from sklearn.manifold import TSNE
+        data = projection.pca_.transform(points).astype(np.float32)  # the same PCA-50 input
+        if name == "tsne":
+            from openTSNE import TSNE
 
-            rows = np.random.default_rng(0).choice(len(points), min(20_000, len(points)), replace=False)
-            base_time, base = timed(lambda: TSNE(random_state=0).fit_transform(points[rows]))
-            base_ami = cluster_agreement(raw[rows], base)["ami"]
-            row["baseline"] = f"sklearn TSNE on {len(rows):,} points"
+            base_time, base = timed(lambda: np.asarray(TSNE(n_iter=projection.n_iter, n_jobs=1, random_state=0,
+                                    early_exaggeration_iter=projection.early_exaggeration_iter).fit(data)))
         else:
-            import umap
-
-            base_time, base = timed(lambda: umap.UMAP(random_state=0).fit_transform(points))
-            base_ami = cluster_agreement(raw, base)["ami"]
-            row["baseline"] = "umap-learn on all points"
-        row |= {"baseline_s": base_time, "quality": f"{row['quality']} (baseline {base_ami:.3f})"}
+            umap = import_umap_with_cached_jit()
+            base_time, base = timed(lambda: umap.UMAP(n_epochs=projection.n_epochs, random_state=0,
+                                                      n_jobs=1).fit_transform(data))
+        row |= {"baseline_s": base_time, "baseline": f"{library}'s own search, every point",
+                "quality": f"{row['quality']} (baseline {cluster_agreement(raw, base)['ami']:.3f})"}
     return row
 
 
@@ -207,6 +252,7 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     """Wall time of each stage of `experiment=paper` on stores of `n_frames` x `dim` (see the module
     docstring); the demo pair's real stores are extracted first (cached) and are not timed."""
     import w2vlens.app as app
+    import w2vlens.reduce as reduce
     from w2vlens.cluster import KMeans as OurKMeans
     from w2vlens.config import register_resolvers
     from w2vlens.probe import train_probe
@@ -232,6 +278,7 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
         setattr(app, name, clock.wrap(name, getattr(app, name)))
     OurKMeans.fit = clock.wrap("k-means", OurKMeans.fit)
     _Projection.fit_transform = clock.wrap("projections (PCA, t-SNE, UMAP)", _Projection.fit_transform)
+    reduce.knn_graph = clock.wrap("exact kNN graphs", reduce.knn_graph)
     import w2vlens.analysis as analysis
 
     analysis.train_probe = clock.wrap("mistake probe (Lightning)", train_probe)
@@ -256,7 +303,7 @@ def main() -> None:
     print("| stage | frames | ours (s) | baseline (s) | speed-up | ours | baseline | quality |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(size) for size in args.sizes.split(",")):
-        if not set(stages) & {"kmeans", "spherical", "tsne", "umap"}:
+        if not set(stages) & {"kmeans", "spherical", "knn", "tsne", "umap"}:
             break
         points, _ = mixture(n, args.dim, args.k, seed=0)
         with_baseline = n <= args.baseline_max_n
@@ -267,6 +314,10 @@ def main() -> None:
                 row.setdefault("baseline", f"sklearn KMeans, 50 iterations{suffix}")
             elif stage in ("tsne", "umap"):
                 row = bench_projection(points, stage, with_baseline)
+            elif stage == "knn":
+                for name, row in bench_knn(points):
+                    print(_row(name, n, row), flush=True)
+                continue
             else:
                 continue
             print(_row(stage, n, row), flush=True)

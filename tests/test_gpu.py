@@ -1,5 +1,6 @@
 """The CUDA paths `auto` picks: half-precision extraction with SDPA attention, K-means on the GPU
-(faiss-gpu or torch), and cuML UMAP. Every test skips cleanly on a machine without a CUDA GPU."""
+(faiss-gpu or torch), the exact kNN graph of the projections, and cuML UMAP. Every test skips
+cleanly on a machine without a CUDA GPU."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from w2vlens.data import load_manifest
 from w2vlens.extract import extract
 from w2vlens.metrics import clustering_scores
 from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
-from w2vlens.reduce import UMAPProjection
+from w2vlens.reduce import TSNEProjection, UMAPProjection, knn_graph
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -47,7 +48,7 @@ def test_auto_extracts_in_half_precision_with_sdpa_and_matches_the_cpu(
 @pytest.mark.parametrize("spherical", [False, True])
 def test_auto_kmeans_runs_on_the_gpu_and_agrees_with_the_cpu(spherical: bool) -> None:
     backend, device = pick_backend("auto", "auto")
-    assert device == "cuda" and backend in ("faiss", "torch")
+    assert (backend, device) == ("torch", "cuda")
     points, labels = gaussian_blobs(2000, 20, 256)
     gpu = KMeans(20, spherical=spherical, n_init=3).fit(points)
     cpu = KMeans(20, spherical=spherical, n_init=3, device="cpu").fit(points)
@@ -60,6 +61,54 @@ def test_torch_kmeans_on_cuda_scales_to_many_points() -> None:
     points, labels = gaussian_blobs(20_000, 36, 1024)
     model = KMeans(36, backend="torch", device="cuda", max_iter=20).fit(points)
     assert model.device_ == "cuda" and clustering_scores(labels, model.labels_)["ami"] > 0.95
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_torch_kmeans_on_cuda_streamed_resident_and_cpu_agree(spherical: bool) -> None:
+    """Points held on the GPU, points streamed through it in chunks (a memory budget smaller than
+    the data), and the same torch code on the CPU: the same clustering, TF32 or not."""
+    points, labels = gaussian_blobs(5_000, 12, 128, seed=1)
+    settings = dict(spherical=spherical, backend="torch", seed=3)
+    resident = KMeans(12, device="cuda", **settings).fit(points)
+    streamed = KMeans(12, device="cuda", memory_budget=points.nbytes // 4, **settings).fit(points)
+    exact = KMeans(12, device="cuda", tf32=False, **settings).fit(points)
+    cpu = KMeans(12, device="cpu", **settings).fit(points)
+    for other in (streamed, exact, cpu):
+        assert clustering_scores(resident.labels_, other.labels_)["ami"] > 0.999
+        assert other.inertia_ == pytest.approx(resident.inertia_, rel=1e-4)
+    assert clustering_scores(labels, resident.labels_)["ami"] > 0.95
+    assert np.array_equal(resident.predict(points), resident.labels_)
+
+
+def test_torch_kmeans_on_cuda_is_within_one_percent_of_scikit_learn() -> None:
+    """Overlapping clusters (the objective depends on the optimisation): TF32 distance products
+    and fp32 sums end within 1% of scikit-learn's objective."""
+    from sklearn.cluster import KMeans as SklearnKMeans
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=0.6, size=(36, 256))
+    points = (centers[rng.integers(0, 36, 50_000)] + rng.normal(size=(50_000, 256))).astype(np.float32)
+    ours = KMeans(36, backend="torch", device="cuda").fit(points)
+    reference = SklearnKMeans(36, n_init=1, max_iter=50, random_state=0).fit(points)
+    assert ours.inertia_ <= 1.01 * reference.inertia_
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_knn_graph_on_cuda_matches_faiss_on_the_cpu(metric: str) -> None:
+    points, _ = gaussian_blobs(1_000, 8, 64)
+    gpu = knn_graph(points, 30, metric, device="cuda")
+    cpu = knn_graph(points, 30, metric, device="cpu")
+    same = np.mean([len(np.intersect1d(a, b)) / 30 for a, b in zip(gpu.indices, cpu.indices, strict=True)])
+    assert same > 0.999
+    assert np.allclose(np.sort(gpu.distances, 1), np.sort(cpu.distances, 1), atol=1e-3)
+
+
+def test_tsne_on_all_frames_with_the_graph_searched_on_cuda() -> None:
+    points, labels = gaussian_blobs(400, 5, 50)
+    projection = TSNEProjection(n_iter=150, early_exaggeration_iter=100, pca_components=10, device="cuda")
+    coords = projection.fit_transform(points)
+    clusters = KMeans(5, device="cpu", n_init=3).fit(coords).labels_
+    assert clustering_scores(labels, clusters)["ami"] > 0.9
 
 
 def test_cuml_umap_keeps_blobs_apart() -> None:

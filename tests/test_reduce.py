@@ -12,7 +12,16 @@ import torch
 from w2vlens.cluster import KMeans
 from w2vlens.errors import W2VLensError
 from w2vlens.faithfulness import cluster_agreement, continuity, knn_preservation, trustworthiness
-from w2vlens.reduce import PCAProjection, TSNEProjection, UMAPProjection, sample_rows
+from w2vlens.reduce import (
+    ExactNeighbours,
+    PCAProjection,
+    TSNEProjection,
+    UMAPProjection,
+    _torch_neighbours,
+    knn_graph,
+    sample_rows,
+    shared_knn_graphs,
+)
 
 
 def blobs(n_per: int = 200, k: int = 5, dim: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -101,3 +110,74 @@ def test_umap_kernels_are_compiled_once_per_machine(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["FunctionCache"]
     assert any((tmp_path / "numba").rglob("*.nbc"))  # compiled machine code on disk
+
+
+def brute_force_neighbours(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    squared = ((points[:, None, :].astype(np.float64) - points[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(squared, np.inf)
+    order = np.argsort(squared, axis=1, kind="stable")[:, :k]
+    return order, np.sqrt(np.take_along_axis(squared, order, axis=1))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_knn_graph_is_exact_on_the_cpu_and_in_the_torch_path(metric: str) -> None:
+    """FAISS (the CPU's search) and the torch search a GPU runs, here on CPU tensors, both give
+    the exact neighbours and distances, each row itself left out."""
+    points = np.random.default_rng(0).normal(size=(400, 12)).astype(np.float32)
+    graph = knn_graph(points, 7, metric, device="cpu")
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True) if metric == "cosine" else points
+    expected_ids, expected = brute_force_neighbours(unit, 7)
+    if metric == "cosine":
+        expected = 1 - np.einsum("ij,ikj->ik", unit, unit[expected_ids])
+    assert np.array_equal(graph.indices, expected_ids)
+    assert np.allclose(graph.distances, expected, atol=1e-4)
+    ids, squared = _torch_neighbours(np.ascontiguousarray(unit), np.ascontiguousarray(unit), 7, torch.device("cpu"),
+                                     exclude_self=True, budget=400 * 12 * 4 + 50 * 400 * 12)  # several chunks
+    assert np.array_equal(ids, expected_ids)
+    assert np.allclose(squared / 2 if metric == "cosine" else np.sqrt(squared), expected, atol=1e-4)
+
+
+def test_knn_graph_leaves_out_the_row_not_its_duplicate() -> None:
+    points = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    doubled = np.vstack([points, points])
+    graph = knn_graph(doubled, 3, device="cpu")
+    rows = np.arange(100)
+    assert not (graph.indices == rows[:, None]).any()
+    assert np.array_equal(graph.indices[:, 0], (rows + 50) % 100) and np.allclose(graph.distances[:, 0], 0)
+    own, distances = graph.with_self(3)
+    assert np.array_equal(own[:, 0], rows) and np.array_equal(own[:, 1:], graph.indices[:, :2])
+    assert (distances[:, 0] == 0).all()
+    index = ExactNeighbours(doubled, graph, 3, "cpu")
+    ids, found = index.query(points[:5] + 1e-3, 2)
+    assert set(ids[0]) == {0, 50} and np.all(found[:, 0] < 0.01)
+
+
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")
+def test_one_shared_graph_per_view_gives_the_projections_own_maps() -> None:
+    """`shared_knn_graphs` searches once for t-SNE and UMAP (same metric, same PCA), nothing for
+    PCA; the shared graph holds the neighbours each projection finds in its own PCA space, and the
+    maps drawn on it keep the blobs apart."""
+    points, _ = blobs(n_per=80)
+    projections = [small("pca"), small("tsne"), small("umap")]
+    graphs = shared_knn_graphs(points, projections, device="cpu")
+    assert graphs[0] is None and graphs[1] is graphs[2]
+    assert graphs[1].n_neighbors == 60 and graphs[1].pca_components == 10  # 3 x perplexity 20
+    for projection, graph in zip(projections[1:], graphs[1:], strict=True):
+        coords = projection.fit_transform(points, knn=graph)
+        own = knn_graph(projection.pca_.transform(points), graph.n_neighbors, device="cpu")
+        assert np.array_equal(own.indices, graph.indices)
+        assert cluster_agreement(raw_clusters(points), coords)["ami"] > 0.95
+    cosine_umap = small("umap", metric="cosine")
+    alone = shared_knn_graphs(points, [small("tsne"), cosine_umap], device="cpu")
+    assert alone[0] is not None and alone[1] is None  # on the CPU NN-descent beats an exact search of its own
+
+
+def test_a_graph_that_does_not_fit_the_projection_is_a_clear_error() -> None:
+    points, _ = blobs(n_per=20)
+    cosine = knn_graph(points, 5, "cosine", device="cpu", pca_components=10)
+    with pytest.raises(W2VLensError, match="kNN graph has 5 cosine neighbours of 100 rows"):
+        small("umap").fit_transform(points, knn=cosine)
+    with pytest.raises(W2VLensError, match="fits a sample of 100 rows"):
+        small("tsne", max_points=50).fit_transform(points, knn=cosine)
+    with pytest.raises(W2VLensError, match="not one of"):
+        knn_graph(points, 5, "manhattan")
