@@ -52,6 +52,13 @@ def test_annotator_counts_with_a_deletion_carried_to_gap_frames() -> None:
     gap = annotator_error_counts(text, ["ktxa", "ktxa"])
     assert gap.deletion_counts.tolist() == [0, 0, 2, 0]
     assert frame_error_counts(len(KTA), spans, gap.char_counts, gap.deletion_counts).tolist() == [0] * 6 + [2, 2, 0]
+    # a pause among the gap's frames keeps the deletion off it; an all-pause gap hands it on to t
+    pause = np.array([False, False, False, True, False, False, False, False, False])
+    assert frame_error_counts(len(KTA), spans, counts.char_counts, counts.deletion_counts, pause).tolist() == \
+        [0, 0, 0, 0, 1, 0, 1, 1, 0]
+    pause[4] = True
+    assert frame_error_counts(len(KTA), spans, counts.char_counts, counts.deletion_counts, pause).tolist() == \
+        [0, 0, 0, 0, 0, 1, 1, 1, 0]
     # insertion: the model's t is not in "ka"
     assert annotator_error_counts(text, ["ka"]).char_counts.tolist() == [0, 1, 0]
 
