@@ -34,7 +34,7 @@ def test_no_utterance_is_in_two_splits() -> None:
     assert sum(len(s) for s in per_split) == len(set(utterances))
     assert not (per_split[0] & per_split[1] or per_split[0] & per_split[2] or per_split[1] & per_split[2])
     assert sum(len(rows) for rows in data.splits.values()) == len(utterances)
-    assert np.array_equal(utterance_split(utterances, (0.6, 0.2, 0.2), 3)["test"], data.splits["test"])
+    assert np.array_equal(utterance_split(utterances, (0.6, 0.2, 0.2), 3, targets)["test"], data.splits["test"])
     features, labels = next(iter(data.train_dataloader()))
     assert features.shape == (64, 8) and labels.shape == (64,)
     overlapping = {"train": np.array([0, 1]), "test": np.flatnonzero(utterances == utterances[0])}
