@@ -159,8 +159,9 @@ def characters_summary(report: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {int(total):,} |")
         small = [str(name) for name, total in support.items() if total < report.get("min_support", 10)]
         if small:
-            lines += ["", f"Too few test frames to score: {', '.join(small)} (the split is stratified by category "
-                      "at utterance level; a category in fewer than two utterances cannot reach the test split)."]
+            lines += ["", f"Too few test frames to score (under {report.get('min_support', 10)}): {', '.join(small)}. "
+                      "The utterance-level split is stratified by category, so a category in two or more "
+                      "utterances reaches the test split, but a rare one brings few frames."]
         lines += ["", "| classifier | balanced accuracy |", "| --- | --- |",
                   f"| probe, no class weights (the paper's) | {probe.plain.probe.balanced_accuracy:.3f} |",
                   f"| probe, balanced class weights (ours, `figures/figure3_balanced`) | "
