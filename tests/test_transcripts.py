@@ -103,3 +103,10 @@ def test_per_character_accuracy_vs_reference_and_percentile_groups() -> None:
     assert groups["characters"].tolist() == ["a, u", "i, k, l, t", ""]
     with pytest.raises(W2VLensError, match="outside the model vocabulary: 'é'"):
         per_character_accuracy_vs_reference(["kta"], ["kéta"], VOCABULARY)
+
+
+def test_transcripts_are_normalised_as_the_authors_did() -> None:
+    from w2vlens.text import normalize_text
+
+    # hyphens are removed, tokens starting with "." (annotation marks) dropped, apostrophes kept
+    assert normalize_text("Linja-auto .laugh tuli, vaa'an .br") == "linjaauto tuli vaa'an"
