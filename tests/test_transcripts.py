@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from w2vlens.errors import W2VLensError
+from w2vlens.text import normalize_text
 from w2vlens.transcripts import (
     annotator_error_counts,
     char_alignment,
@@ -106,7 +107,5 @@ def test_per_character_accuracy_vs_reference_and_percentile_groups() -> None:
 
 
 def test_transcripts_are_normalised_as_the_authors_did() -> None:
-    from w2vlens.text import normalize_text
-
     # hyphens are removed, tokens starting with "." (annotation marks) dropped, apostrophes kept
     assert normalize_text("Linja-auto .laugh tuli, vaa'an .br") == "linjaauto tuli vaa'an"
