@@ -59,6 +59,13 @@ def test_run_logs_scores_config_table_and_figure(tiny_pair: tuple[Path, Path], c
     client = MlflowClient()
     artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
     assert artifacts == {"tables/clusters_finetuned_layer_02.json", "figures/contingency_finetuned_layer_02.png"}
+    assert record["tags.layer"] == "2"  # layer=-1 is the last of the tiny model's 2 layers
+
+
+def test_layer_tag_names_the_layer_actually_clustered(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                                      tmp_path: Path) -> None:
+    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["model.layer=1"]))
+    assert runs(tmp_path).iloc[0]["tags.layer"] == "1"
 
 
 @pytest.mark.parametrize("model", ["pretrained", "cnn"])
@@ -226,12 +233,17 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
             "tables/table5_groups.json", "tables/figure3_probe_report.json", "tables/figure3_majority_report.json",
             "tables/figure3_logreg_report.json", "figures/figure2.png", "figures/figure3.png"} <= artifacts
     assert record["tags.table5_reference"] == "annotator_1"
+    assert record["tags.layer"] == "cnn=cnn pretrained=2 finetuned=2"
+    assert record["tags.table2_protocol"].startswith("pca: fitted on every frame")
+    assert {"tables/table4_cluster_majority.json", "tables/figure2_distances.json", "figures/figure3_balanced.png",
+            "tables/figure3_balanced_probe_report.json"} <= artifacts
     assert 0 <= record["metrics.error_detection_probe_auroc"] <= 1
     assert 0 <= record["metrics.error_detection_confidence_auroc"] <= 1
     assert "metrics.probe_test_balanced_accuracy" in record and "metrics.probe_logreg_test_balanced_accuracy" in record
     summary = Path(client.download_artifacts(record.run_id, "summary.md", str(tmp_path))).read_text()
     assert "| finetuned | kmeans |" in summary and "(0.70)" in summary  # ours beside the paper's
-    assert "## Table 4" in summary and "## Figure 3" in summary
+    assert "## Table 4" in summary and "## Figure 3" in summary and "## Figure 2" in summary
+    assert "What still differs from the paper" in summary and "every frame projected" in summary
     for view in ("cnn", "pretrained", "finetuned"):
         for projection in ("pca", "tsne", "umap"):
             assert 0 <= record[f"metrics.{view}_{projection}_trustworthiness"] <= 1

@@ -1,9 +1,9 @@
-"""Linear CKA has the invariances it should, and clusterings compare pair by pair."""
+"""Linear CKA has the invariances it should (Table 3's clustering scores: tests/test_tables.py)."""
 
 import numpy as np
 import pytest
 
-from w2vlens.compare import linear_cka, pairwise_cluster_comparison
+from w2vlens.compare import linear_cka
 from w2vlens.errors import W2VLensError
 
 
@@ -32,26 +32,3 @@ def test_cka_errors() -> None:
         linear_cka(features(100), features(99))
     with pytest.raises(W2VLensError, match="without variance"):
         linear_cka(features(100), np.ones((100, 4)))
-
-
-def test_pairwise_comparison_of_identical_independent_and_nested_clusterings() -> None:
-    rng = np.random.default_rng(0)
-    fine = rng.integers(0, 10, 3000)
-    clusterings = {
-        "cnn": fine,
-        "pre": (fine + 3) % 10,  # the same clustering with other ids
-        "coarse": fine // 2,  # merges pairs of clusters
-        "random": rng.integers(0, 10, 3000),
-    }
-    table = pairwise_cluster_comparison(clusterings)
-    assert table.shape == (4, 12)
-    assert table.index.tolist() == list(clusterings)
-    assert np.isnan(table.loc["cnn", ("cnn", "ami")])
-    assert table.loc["cnn", "pre"].tolist() == pytest.approx([1.0, 1.0, 1.0])
-    assert abs(table.loc["cnn", ("random", "ami")]) < 0.02
-    # reference cnn, compared coarse: each cnn cluster lies in one coarse cluster (complete), not vice versa
-    assert table.loc["cnn", ("coarse", "completeness")] == pytest.approx(1.0)
-    assert table.loc["cnn", ("coarse", "homogeneity")] < 0.8
-    assert table.loc["coarse", ("cnn", "homogeneity")] == pytest.approx(1.0)
-    with pytest.raises(W2VLensError, match="different numbers of frames"):
-        pairwise_cluster_comparison({"a": fine, "b": fine[:10]})

@@ -27,8 +27,19 @@ def test_agreement_projection_draws_correct_first_in_grey() -> None:
 
 def test_confusion_figure_is_row_normalised_and_annotated() -> None:
     confusion = pd.DataFrame([[8, 2], [0, 0]], index=["correct", "1/1"], columns=["correct", "1/1"])
-    fig = confusion_figure(confusion, "probe")
+    fig = confusion_figure(confusion, "probe", min_support=0)
     ax = fig.axes[0]
     assert np.allclose(ax.images[0].get_array(), [[0.8, 0.2], [0.0, 0.0]])
     assert [t.get_text() for t in ax.texts] == ["8\n80%", "2\n20%", "0\n0%", "0\n0%"]
+    plt.close(fig)
+
+
+def test_confusion_figure_marks_classes_too_small_to_score() -> None:
+    confusion = pd.DataFrame([[8, 2], [0, 0], [1, 1]], index=["correct", "1/2", "2/2"], columns=["correct", "1/2"])
+    fig = confusion_figure(confusion, "probe", min_support=5)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["correct (n=10)", "1/2 (n=0: too few to score)", "2/2 (n=2: too few to score)"]
+    assert np.ma.getmaskarray(ax.images[0].get_array())[1:].all()  # no shares drawn for those rows
+    assert [t.get_text() for t in ax.texts][2:] == ["–", "–", "1", "1"]
     plt.close(fig)

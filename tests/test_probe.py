@@ -34,7 +34,7 @@ def test_no_utterance_is_in_two_splits() -> None:
     assert sum(len(s) for s in per_split) == len(set(utterances))
     assert not (per_split[0] & per_split[1] or per_split[0] & per_split[2] or per_split[1] & per_split[2])
     assert sum(len(rows) for rows in data.splits.values()) == len(utterances)
-    assert np.array_equal(utterance_split(utterances, (0.6, 0.2, 0.2), 3)["test"], data.splits["test"])
+    assert np.array_equal(utterance_split(utterances, (0.6, 0.2, 0.2), 3, targets)["test"], data.splits["test"])
     features, labels = next(iter(data.train_dataloader()))
     assert features.shape == (64, 8) and labels.shape == (64,)
     overlapping = {"train": np.array([0, 1]), "test": np.flatnonzero(utterances == utterances[0])}
@@ -42,6 +42,23 @@ def test_no_utterance_is_in_two_splits() -> None:
         check_disjoint_utterances(overlapping, utterances)
     with pytest.raises(W2VLensError, match="at least 3 utterances"):
         utterance_split(np.array(["a", "a", "b"]), (0.8, 0.1, 0.1), 0)
+
+
+def test_the_split_is_stratified_by_class_so_a_rare_class_reaches_the_test_split() -> None:
+    # 30 utterances of 10 frames, all correct but for one rare class in 3 utterances and another in 2
+    utterances = np.repeat([f"u{i:02d}" for i in range(30)], 10)
+    targets = np.zeros(300, dtype=np.int64)
+    targets[[5, 15, 25]] = 2  # utterances u00, u01, u02
+    targets[[35, 45]] = 1  # utterances u03, u04
+    for seed in range(5):
+        splits = utterance_split(utterances, (0.8, 0.1, 0.1), seed, targets)
+        classes = {name: set(targets[rows].tolist()) for name, rows in splits.items()}
+        assert classes["test"] == {0, 1, 2}  # a class in two or more utterances is scored
+        assert classes["train"] == {0, 1, 2}
+        assert 2 in classes["val"]  # three utterances: one to each split
+        check_disjoint_utterances(splits, utterances)
+        assert sum(len(rows) for rows in splits.values()) == 300
+        assert 20 <= len(splits["train"]) // 10 <= 26  # still about 80% of the utterances
 
 
 def test_probe_learns_a_separable_problem_and_logs_into_an_existing_run(tmp_path) -> None:
@@ -58,6 +75,7 @@ def test_probe_learns_a_separable_problem_and_logs_into_an_existing_run(tmp_path
     finally:
         mlflow.set_tracking_uri(previous)
     assert result.probe.balanced_accuracy > 0.95
+    assert result.probe.report["support"].min() > 0  # stratified: every class has test frames
     assert result.baselines["majority"].balanced_accuracy < result.probe.balanced_accuracy
     assert result.baselines["logreg"].balanced_accuracy > 0.9
     assert result.probe.confusion.to_numpy().sum() == result.split_sizes["test"] == len(result.test_rows)
@@ -67,6 +85,21 @@ def test_probe_learns_a_separable_problem_and_logs_into_an_existing_run(tmp_path
     assert {"probe_train_loss", "probe_val_loss", "probe_test_balanced_accuracy",
             "probe_majority_test_balanced_accuracy", "probe_logreg_test_balanced_accuracy"} <= set(logged)
     assert not list(tmp_path.glob("**/*.ckpt"))
+
+
+def test_plain_probe_favours_the_majority_class_that_weights_correct() -> None:
+    # two overlapping classes, 95% correct: without weights the probe calls nearly everything correct
+    rng = np.random.default_rng(0)
+    targets = (rng.random(3000) < 0.05).astype(np.int64)
+    embeddings = (rng.normal(size=(3000, 4)) + 0.7 * targets[:, None]).astype(np.float32)
+    utterances = np.array([f"u{i}" for i in rng.integers(0, 60, 3000)])
+    settings = dict(hidden=8, depth=1, lr=1e-2, max_epochs=3, batch_size=256, seed=0, patience=2)
+    plain = train_probe(embeddings, targets, utterances, ["correct", "1/1"], class_weighting=None, **settings)
+    balanced = train_probe(embeddings, targets, utterances, ["correct", "1/1"], **settings)
+    recall = {name: r.probe.report.at["1/1", "recall"] for name, r in (("plain", plain), ("balanced", balanced))}
+    assert recall["plain"] < 0.2 < recall["balanced"]
+    with pytest.raises(W2VLensError, match="class_weighting"):
+        train_probe(embeddings, targets, utterances, ["correct", "1/1"], class_weighting="inverse")
 
 
 def test_probe_rejects_bad_input() -> None:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from w2vlens.errors import W2VLensError
+from w2vlens.text import normalize_text
 from w2vlens.transcripts import (
     annotator_error_counts,
     char_alignment,
@@ -52,6 +53,13 @@ def test_annotator_counts_with_a_deletion_carried_to_gap_frames() -> None:
     gap = annotator_error_counts(text, ["ktxa", "ktxa"])
     assert gap.deletion_counts.tolist() == [0, 0, 2, 0]
     assert frame_error_counts(len(KTA), spans, gap.char_counts, gap.deletion_counts).tolist() == [0] * 6 + [2, 2, 0]
+    # a pause among the gap's frames keeps the deletion off it; an all-pause gap hands it on to t
+    pause = np.array([False, False, False, True, False, False, False, False, False])
+    assert frame_error_counts(len(KTA), spans, counts.char_counts, counts.deletion_counts, pause).tolist() == \
+        [0, 0, 0, 0, 1, 0, 1, 1, 0]
+    pause[4] = True
+    assert frame_error_counts(len(KTA), spans, counts.char_counts, counts.deletion_counts, pause).tolist() == \
+        [0, 0, 0, 0, 0, 1, 1, 1, 0]
     # insertion: the model's t is not in "ka"
     assert annotator_error_counts(text, ["ka"]).char_counts.tolist() == [0, 1, 0]
 
@@ -96,3 +104,8 @@ def test_per_character_accuracy_vs_reference_and_percentile_groups() -> None:
     assert groups["characters"].tolist() == ["a, u", "i, k, l, t", ""]
     with pytest.raises(W2VLensError, match="outside the model vocabulary: 'é'"):
         per_character_accuracy_vs_reference(["kta"], ["kéta"], VOCABULARY)
+
+
+def test_transcripts_are_normalised_as_the_authors_did() -> None:
+    # hyphens are removed, tokens starting with "." (annotation marks) dropped, apostrophes kept
+    assert normalize_text("Linja-auto .laugh tuli, vaa'an .br") == "linjaauto tuli vaa'an"

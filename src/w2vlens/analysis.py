@@ -12,29 +12,16 @@ import pandas as pd
 import torch
 
 from w2vlens.align import AlignmentError, encode_transcript, forced_align
-from w2vlens.characters import (
-    character_confusion,
-    character_groups,
-    cluster_recognition_cer,
-    majority_mapping,
-    per_character_accuracy,
-)
-from w2vlens.compare import linear_cka, pairwise_cluster_comparison
+from w2vlens.compare import linear_cka
 from w2vlens.errors import W2VLensError
-from w2vlens.faithfulness import cluster_agreement, continuity, knn_preservation, trustworthiness
+from w2vlens.faithfulness import continuity, knn_preservation, trustworthiness
 from w2vlens.metrics import character_error_rate
 from w2vlens.models import BLANK_LABEL
 from w2vlens.probe import ProbeResult, error_detection_auroc, train_probe
 from w2vlens.silence import SILENCE_LABEL, pause_frames, score_silence, split_blank
+from w2vlens.tables import table2, table3
 from w2vlens.text import WORD_DELIMITER, normalize_text
-from w2vlens.transcripts import (
-    ErrorFrames,
-    annotator_columns,
-    error_category_names,
-    greedy_transcript,
-    per_character_accuracy_vs_reference,
-    percentile_groups,
-)
+from w2vlens.transcripts import ErrorFrames, annotator_columns, error_category_names, greedy_transcript
 
 log = logging.getLogger(__name__)
 UNALIGNED = "unaligned"
@@ -100,7 +87,7 @@ def silence_scores(classes: np.ndarray, utterances: pd.DataFrame, frame_seconds:
 def projection_faithfulness(embeddings: np.ndarray, coords: np.ndarray, raw_clusters: np.ndarray,
                             neighbours: int, sample: int, seed: int) -> dict[str, float]:
     """What the 2-D coordinates keep of the embeddings (paper Table 2 and neighbourhood scores)."""
-    agreement = cluster_agreement(raw_clusters, coords, seed=seed)
+    agreement = table2(raw_clusters, coords, seed=seed)
     return {f"projection_{name}": value for name, value in agreement.items()} | {
         "trustworthiness": trustworthiness(embeddings, coords, k=neighbours, sample=sample, seed=seed),
         "continuity": continuity(embeddings, coords, k=neighbours, sample=sample, seed=seed),
@@ -110,41 +97,20 @@ def projection_faithfulness(embeddings: np.ndarray, coords: np.ndarray, raw_clus
 
 def view_comparison(embeddings: dict[str, np.ndarray], clusters: dict[str, np.ndarray],
                     cka_points: int, seed: int) -> pd.DataFrame:
-    """Paper Table 3: for each pair of views, AMI, homogeneity and completeness between their
-    clusterings, plus linear CKA between their embeddings. One row per ordered pair."""
-    clustering = pairwise_cluster_comparison(clusters)
-    rows = []
-    names = list(clusters)
-    for i, reference in enumerate(names):
-        for other in names[i + 1 :]:
-            scores = clustering.loc[reference, other]
-            rows.append({"reference": reference, "compared": other, **scores.to_dict(),
-                         "linear_cka": linear_cka(embeddings[reference], embeddings[other],
-                                                  max_points=cka_points, seed=seed)})
-    return pd.DataFrame(rows)
+    """Paper Table 3 (`w2vlens.tables.table3`: the later view's clusters are the reference) with
+    columns `earlier`, `later`, AMI, homogeneity, completeness, plus linear CKA of the embeddings."""
+    table = table3(clusters).reset_index()
+    table["linear_cka"] = [linear_cka(embeddings[row.earlier], embeddings[row.later], max_points=cka_points, seed=seed)
+                           for row in table.itertuples()]
+    return table
 
 
-@dataclass
-class CharacterReport:
-    """Paper Table 4: what one view's clusters know about characters."""
-
-    mapping: dict[int, str]  # cluster id -> its majority label
-    accuracy: pd.DataFrame  # per label: frames, correct, accuracy
-    groups: pd.DataFrame  # merged with blank, often confused pairs, accuracy bands
-    recognition_cer: float  # CER of the utterances decoded from their cluster sequences
-
-
-def character_report(clusters: np.ndarray, frame_labels: np.ndarray, utterances: pd.DataFrame,
-                     bands: list[tuple[float, float]]) -> CharacterReport:
-    """Maps each cluster to its majority label (frames without a label left out) and scores it."""
-    keep = frame_labels != UNALIGNED
-    mapping = majority_mapping(clusters[keep], frame_labels[keep])
-    accuracy = per_character_accuracy(clusters[keep], frame_labels[keep], None, mapping)
-    confusion = character_confusion(clusters[keep], frame_labels[keep], None, mapping)
-    groups = character_groups(accuracy, confusion, bands=tuple(tuple(band) for band in bands))
-    cer = cluster_recognition_cer(clusters, mapping, utterances["offset"].tolist(), utterances["n_frames"].tolist(),
-                                  utterances["text"].tolist())
-    return CharacterReport(mapping, accuracy, groups, cer)
+def aligned_label_ids(aligned: np.ndarray, vocabulary: list[str]) -> np.ndarray:
+    """The forced alignment's label names as vocabulary ids: silence is the blank, frames whose
+    utterance was not aligned are -1 (no label)."""
+    ids = {name: index for index, name in enumerate(vocabulary)} | {SILENCE_LABEL: vocabulary.index(BLANK_LABEL),
+                                                                   UNALIGNED: -1}
+    return np.asarray([ids[name] for name in aligned], dtype=np.int64)
 
 
 def most_accurate_annotator(utterances: pd.DataFrame) -> str:
@@ -171,43 +137,39 @@ def greedy_hypotheses(pseudo: np.ndarray, vocabulary: list[str], utterances: pd.
             for utt in utterances.itertuples()]
 
 
-def finetuned_character_report(pseudo: np.ndarray, vocabulary: list[str], utterances: pd.DataFrame,
-                               reference: str, percentiles: list[float]) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """Paper Table 5: per-character accuracy of the fine-tuned model's greedy transcripts against
-    the `reference` column, the percentile groups, and the CER."""
-    references = utterances[reference].fillna("").map(normalize_text).tolist()
-    hypotheses = greedy_hypotheses(pseudo, vocabulary, utterances)
-    accuracy = per_character_accuracy_vs_reference(hypotheses, references, vocabulary)
-    return accuracy, percentile_groups(accuracy, percentiles), character_error_rate(references, hypotheses)
-
-
-def single_characters(accuracy: pd.Series) -> pd.Series:
-    """The entries of a per-label series that are single characters (not blank, silence or '|')."""
-    return accuracy[[len(str(label)) == 1 and str(label) != WORD_DELIMITER for label in accuracy.index]]
-
-
 @dataclass
 class ProbeReport:
-    """Paper Figure 3: the mistake probe's test scores, baselines and error-detection AUROC."""
+    """Paper Figure 3: the mistake probe trained as the paper did (`plain`: no class weights) and,
+    as our extra on the same split, with balanced class weights, plus error-detection AUROCs of
+    both beside the model's own confidence (max CTC posterior)."""
 
-    result: ProbeResult
+    plain: ProbeResult
+    balanced: ProbeResult
     auroc: dict[str, float]
 
 
 def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrames, utterances: pd.DataFrame,
                   settings: dict, seed: int, tracking_uri: str | None, run_id: str | None) -> ProbeReport:
-    """Trains the probe to tell correct frames from each annotator-agreement level of error, and
-    compares its error detection with the model's own confidence (max CTC posterior)."""
+    """Trains the probe to tell correct frames from each annotator-agreement level of error, once
+    without and once with class weights, on one utterance-level split stratified by category, and
+    compares their error detection with the model's own confidence (max CTC posterior)."""
     annotated = np.flatnonzero(errors.counts >= 0)
     utterance_ids = np.empty(len(errors.counts), dtype=object)
     for utt in utterances.itertuples():
         utterance_ids[utt.offset : utt.offset + utt.n_frames] = utt.id
     class_names = error_category_names(errors.n_annotators)
     targets = errors.counts[annotated]  # class k = "k/K" annotators call the frame an error; 0 = correct
-    result = train_probe(np.asarray(embeddings[annotated], dtype=np.float32), targets, utterance_ids[annotated],
-                         class_names, **settings, seed=seed, mlflow_tracking_uri=tracking_uri, mlflow_run_id=run_id)
-    test_frames = annotated[result.test_rows]
+    features = np.asarray(embeddings[annotated], dtype=np.float32)
+    results = {weighting: train_probe(features, targets, utterance_ids[annotated], class_names, **settings, seed=seed,
+                                      class_weighting=weighting, metric_prefix=prefix,
+                                      mlflow_tracking_uri=tracking_uri, mlflow_run_id=run_id)
+               for weighting, prefix in ((None, "probe"), ("balanced", "probe_balanced"))}
+    plain, balanced = results[None], results["balanced"]
+    test_frames = annotated[plain.test_rows]
     posteriors = torch.softmax(torch.from_numpy(np.array(logits[test_frames], dtype=np.float32)), dim=-1)
-    auroc = error_detection_auroc(errors.counts[test_frames] > 0, result.error_probability(),
-                                  posteriors.max(dim=-1).values.numpy())
-    return ProbeReport(result, auroc)
+    is_error = errors.counts[test_frames] > 0
+    confidence = posteriors.max(dim=-1).values.numpy()
+    auroc = error_detection_auroc(is_error, plain.error_probability(), confidence)
+    auroc["probe_balanced_auroc"] = error_detection_auroc(is_error, balanced.error_probability(),
+                                                          confidence)["probe_auroc"]
+    return ProbeReport(plain, balanced, auroc)

@@ -22,22 +22,22 @@ from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from w2vlens import tables as paper_tables
 from w2vlens import tracking
 from w2vlens.analysis import (
     FrameLabels,
-    character_report,
-    finetuned_character_report,
+    aligned_label_ids,
+    greedy_hypotheses,
     label_frames,
     mistake_probe,
     most_accurate_annotator,
     projection_faithfulness,
     silence_scores,
-    single_characters,
     view_comparison,
 )
 from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
 from w2vlens.compare import linear_cka
-from w2vlens.correlate import character_correlations, character_frequencies
+from w2vlens.correlate import character_frequencies
 from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import Shard, extract
@@ -47,11 +47,12 @@ from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.plots import projection_panels
 from w2vlens.plots_errors import agreement_projection, confusion_figure
+from w2vlens.reduce import shared_knn_graphs
 from w2vlens.report import SCORES, characters_summary, paper_summary
 from w2vlens.silence import SILENCE_LABEL
 from w2vlens.store import EmbeddingStore
 from w2vlens.text import characters_outside, normalize_text
-from w2vlens.transcripts import annotator_columns, error_frames
+from w2vlens.transcripts import ErrorFrames, annotator_columns
 
 log = logging.getLogger("w2vlens")
 SHARD_KEYS = ("num_shards", "shard")  # data.* keys that split the extraction, not the corpus
@@ -139,6 +140,20 @@ def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int 
     return names
 
 
+def layer_tag(analysis: str, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore | None]) -> str:
+    """The MLflow `layer` tag: the layer index each view actually clusters ("cnn" for the CNN view,
+    "all" for the layer-wise analysis; several views as name=layer)."""
+    if analysis == "layers":
+        return "all"
+    tags = []
+    for view in views.values():
+        arrays = view_arrays(view, stores[view.checkpoint])
+        if analysis == "paper":
+            arrays = arrays[-1:]  # the paper clusters the last requested layer of each view
+        tags.append(",".join("cnn" if layer is None else str(layer) for _, layer in arrays))
+    return tags[0] if len(tags) == 1 else " ".join(f"{name}={tag}" for name, tag in zip(views, tags, strict=True))
+
+
 def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
     """`auto` is the number of CTC outputs plus one, as in the paper (blank splits in two), times
     `scale`."""
@@ -205,7 +220,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     k = resolve_k(cfg.cluster.k, finetuned.vocabulary, cfg.cluster.k_scale)
     name = cfg.model.name if analysis == "view" else analysis
     tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": cfg.cluster.name, "layer": str(cfg.layer),
+            "cluster": cfg.cluster.name, "layer": layer_tag(analysis, views, stores),
             "reduce": str(cfg.reduce.name if cfg.reduce else None)}
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     with tracking.start_run(experiment_id, f"{name} {cfg.cluster.name} k={k}", tags):
@@ -255,7 +270,7 @@ def run_layers(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, 
 def score_clusters(view: str, array_name: str, clusters: np.ndarray, labels: FrameLabels,
                    vocabulary: list[str], title: str) -> dict[str, float]:
     """Table 1 for one clustering: scores against the pseudo-labels, the cluster table, the heatmap."""
-    scores = clustering_scores(labels.pseudo, clusters)
+    scores = paper_tables.table1(labels.pseudo, clusters)
     log.info("%s %s vs pseudo-labels: %s", view, array_name, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
     table = contingency(clusters, labels.pseudo, vocabulary)
     mlflow.log_table(cluster_summary(table), artifact_file=f"tables/clusters_{view}_{array_name}.json")
@@ -318,7 +333,8 @@ def log_atlas(cfg: DictConfig, coords: np.ndarray, clusters: np.ndarray, labels:
     """Logs the projection's frame table as `atlas/<name>.parquet` (and, with `atlas.viewer`,
     Embedding Atlas's standalone viewer of it as `atlas/<name>.zip`)."""
     utterances = store.utterances()
-    errors = error_frames(labels.pseudo, vocabulary, utterances).categories if annotator_columns(utterances) else None
+    errors = annotator_errors(labels, vocabulary, utterances)
+    errors = errors.categories if errors is not None else None
     texts = dict(zip(utterances["id"], utterances["text"], strict=True))
     table = frame_table(coords, labels.classes, clusters, store.frames(), texts, errors)
     with tempfile.TemporaryDirectory() as folder:
@@ -328,11 +344,31 @@ def log_atlas(cfg: DictConfig, coords: np.ndarray, clusters: np.ndarray, labels:
         mlflow.log_artifacts(folder, ATLAS_DIR)
 
 
+def projection_protocol(projections: DictConfig) -> dict[str, str]:
+    """How each projection of Table 2 was fitted, in words, for the summary: every frame (the
+    paper's protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
+    protocol = {}
+    for name, projection in projections.items():
+        settings = projection.projection
+        fitted = ("every frame" if settings.get("max_points") is None
+                  else f"a stratified sample of {settings.max_points:,} frames, the rest placed with transform")
+        details = [f"fitted on {fitted}"]
+        if settings.get("pca_components") is not None:
+            details.append(f"after PCA to {settings.pca_components} dims")
+        for key in ("perplexity", "n_iter", "early_exaggeration_iter", "n_neighbors", "min_dist", "metric",
+                    "n_epochs"):
+            if key in settings:
+                details.append(f"{key}={settings[key]}")
+        protocol[name] = ", ".join(details)
+    return protocol
+
+
 def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore],
               labels: FrameLabels, k: int, silence: dict[str, float] | None, data_name: str) -> dict[str, float]:
-    """The paper's analysis over the CNN, pre-trained and fine-tuned views: Table 1 (clusters vs
-    pseudo-labels), Table 2 (what each projection loses), Table 3 (views compared), Figure 1 and
-    a Markdown summary beside the paper's numbers. Returns the fine-tuned view's Table 1 scores."""
+    """The paper's analysis over the CNN, pre-trained and fine-tuned views, every table through
+    `w2vlens.tables`: Table 1 (clusters vs pseudo-labels), Table 2 (what each projection loses),
+    Table 3 (views compared), Figure 1, Tables 4-5 with their correlations, Figures 2-3 and a
+    Markdown summary beside the paper's numbers. Returns the fine-tuned view's Table 1 scores."""
     vocabulary = stores["finetuned"].vocabulary
     embeddings: dict[str, np.ndarray] = {}
     clusters: dict[str, np.ndarray] = {}
@@ -352,12 +388,16 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
             mlflow.log_metrics({f"{name}_{clustering}_{metric}": value for metric, value in scores.items()})
             table1.append({"view": name, "clustering": clustering, **{m: scores[m] for m in SCORES}})
 
+    protocol = projection_protocol(cfg.paper.projections)
     table2 = []
     coords: dict[tuple[str, str], np.ndarray] = {}
-    for projection_name, projection in cfg.paper.projections.items():
-        for name in views:
-            coords[name, projection_name] = build(projection.projection).fit_transform(embeddings[name],
-                                                                                       labels=labels.classes)
+    for name in views:  # one exact kNN graph per view, shared by the projections that take one
+        projections = {projection_name: build(projection.projection)
+                       for projection_name, projection in cfg.paper.projections.items()}
+        graphs = shared_knn_graphs(embeddings[name], list(projections.values()), cfg.extract.device, cfg.seed)
+        for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
+            coords[name, projection_name] = projection.fit_transform(embeddings[name], labels=labels.classes,
+                                                                     knn=graph)
             faithfulness = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
                                                    **cfg.faithfulness, seed=cfg.seed)
             mlflow.log_metrics({f"{name}_{projection_name}_{metric}": v for metric, v in faithfulness.items()})
@@ -366,7 +406,7 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
 
     table3 = view_comparison(embeddings, clusters, cfg.paper.cka_points, cfg.seed)
     for row in table3.itertuples():
-        mlflow.log_metrics({f"{row.reference}_vs_{row.compared}_{metric}": getattr(row, metric)
+        mlflow.log_metrics({f"{row.earlier}_vs_{row.later}_{metric}": getattr(row, metric)
                             for metric in (*SCORES, "linear_cka")})
 
     shown = cfg.paper.figure_projection
@@ -389,16 +429,50 @@ def run_paper(cfg: DictConfig, views: dict[str, DictConfig], stores: dict[str, E
     tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
     for table_name, table in tables.items():
         mlflow.log_table(table, artifact_file=f"tables/{table_name}.json")
-    characters = run_characters(cfg, clusters, labels, utterances, vocabulary)
-    characters |= run_annotators(cfg, embeddings["finetuned"], stores["finetuned"].array("logits"),
-                                 coords["finetuned", shown], labels, utterances, vocabulary)
-    summary = paper_summary(f"w2vlens: pair {cfg.pair.name} on {data_name}", *tables.values(), silence)
+    mlflow.set_tag("table2_protocol", "; ".join(f"{name}: {text}" for name, text in protocol.items()))
+    characters = run_characters(cfg, clusters, labels, utterances, vocabulary) | {"k": k}
+    characters |= run_annotators(cfg, embeddings["finetuned"], clusters["finetuned"],
+                                 stores["finetuned"].array("logits"), coords["finetuned", shown], labels, utterances,
+                                 vocabulary)
+    characters["differences"] = paper_differences(cfg, stores, views, k, len(utterances), protocol,
+                                                  characters["table5_reference"])
+    summary = paper_summary(f"w2vlens: pair {cfg.pair.name} on {data_name}", *tables.values(), silence, protocol)
     summary += characters_summary(characters)
     mlflow.log_text(summary, "summary.md")
     log.info("summary:\n%s", summary)
     finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
     return {metric: float(finetuned_row[metric]) for metric in SCORES}
 
+
+def paper_differences(cfg: DictConfig, stores: dict[str, EmbeddingStore], views: dict[str, DictConfig], k: int,
+                      n_utterances: int, protocol: dict[str, str], reference: str) -> list[str]:
+    """The summary's list of what still differs from the paper's set-up, and why."""
+    store = stores["finetuned"]
+    layer, _ = view_arrays(views["finetuned"], store)[-1]
+    every_frame = all(text.startswith("fitted on every frame") for text in protocol.values())
+    return [
+        f"Model: pair {cfg.pair.name}, {store.num_layers} Transformer layers, the last clustered ({layer}) of "
+        f"{store.array(layer).shape[1]} dims; the paper's is wav2vec2 Large (24 layers of 1024 dims, VoxPopuli "
+        "pre-training, 100 h of colloquial Finnish fine-tuning). Absolute scores follow the model, not the method.",
+        f"Data: {n_utterances} utterances, {store.n_frames:,} frames; the paper's is the Lahjoita puhetta "
+        "multi-annotator test set (4 annotator groups).",
+        f"k = {k}: the CTC outputs plus one ({len(store.vocabulary)} + 1, times cluster.k_scale); the paper's "
+        "vocabulary gave 36.",
+        "Table 2: " + ("every frame projected, the authors' settings (scikit-learn t-SNE defaults, UMAP with the "
+                       "cosine metric), as the paper." if every_frame else
+                       "a faster protocol (experiment=paper_fast): see the protocol above; experiment=paper projects "
+                       "every frame as the paper did."),
+        "Table 4: the authors' script binned cluster ids at the vocabulary ids, so for k = vocabulary + 1 its last "
+        "two clusters shared a bin and the last was never counted; we count every cluster. Its two other bugs "
+        "(absent characters in cluster 0, the shifted cluster decoding) are fixed as described under Table 4.",
+        f"Table 5: reference {reference} (paper.reference; 'best' is the annotator closest to the reference text); "
+        "the paper used its best transcriber, T2.",
+        "Figure 2: deletions sit on the blank frames around them but not on pause frames; the paper does not "
+        "say how it placed them on frames.",
+        f"Figure 3: the classifier is an MLP ({cfg.paper.probe.hidden} hidden units, {cfg.paper.probe.depth} "
+        "layer(s)) on an utterance-level train/val/test split stratified by category; the paper calls it a "
+        "simple classifier and gives no split.",
+    ]
 
 
 def finetuning_texts(cfg: DictConfig) -> list[str] | None:
@@ -421,13 +495,26 @@ def finetuning_texts(cfg: DictConfig) -> list[str] | None:
 def run_characters(cfg: DictConfig, clusters: dict[str, np.ndarray], labels: FrameLabels,
                    utterances: pd.DataFrame, vocabulary: list[str]) -> dict[str, object]:
     """Table 4 (pre-trained clusters vs characters), Table 5 (fine-tuned per-character accuracy
-    against the chosen reference) and the correlations between them and character frequency."""
-    frame_labels = labels.aligned if cfg.paper.character_labels == "aligned" else labels.classes
-    table4 = character_report(clusters["pretrained"], frame_labels, utterances, cfg.paper.accuracy_bands)
-    mlflow.log_table(table4.accuracy.reset_index(), artifact_file="tables/table4_accuracy.json")
-    mlflow.log_table(table4.groups[["category", "text"]], artifact_file="tables/table4_groups.json")
-    mlflow.log_metric("pretrained_cluster_cer", table4.recognition_cer)
-    report: dict[str, object] = {"table4": table4}
+    against the chosen reference) and the correlations between them and character frequency, all
+    through `w2vlens.tables`."""
+    label_ids = (aligned_label_ids(labels.aligned, vocabulary) if cfg.paper.character_labels == "aligned"
+                 else labels.pseudo)
+    table4 = paper_tables.table4(clusters["pretrained"], label_ids, vocabulary, blank=BLANK_LABEL,
+                                 bands=[tuple(band) for band in cfg.paper.accuracy_bands])
+    accuracy4 = pd.DataFrame({"frames": table4.frames, "modal_cluster": table4.modal_cluster,
+                              "accuracy": table4.accuracy})
+    mlflow.log_table(accuracy4.rename_axis("character").reset_index(), artifact_file="tables/table4_accuracy.json")
+    groups4 = ([{"category": "no frames", "characters": ", ".join(table4.absent)},
+                {"category": "merged with blank", "characters": ", ".join(table4.merged_with_blank)},
+                {"category": "often confused", "characters": "; ".join(", ".join(g) for g in table4.groups)}]
+               + [{"category": name, "characters": ", ".join(members)} for name, members in table4.bands.items()])
+    mlflow.log_table(pd.DataFrame(groups4), artifact_file="tables/table4_groups.json")
+    mlflow.log_table(table4.cluster_majority.reset_index(), artifact_file="tables/table4_cluster_majority.json")
+    cluster_cer = table4.cer(utterances["offset"].tolist(), utterances["text"].tolist())
+    mlflow.log_metric("pretrained_cluster_cer", cluster_cer)
+    majority = majority_blank_clusters(clusters["pretrained"], label_ids, vocabulary.index(BLANK_LABEL))
+    mlflow.log_metric("pretrained_majority_blank_clusters", majority)
+    report: dict[str, object] = {"table4": table4, "cluster_cer": cluster_cer, "majority_blank_clusters": majority}
     reference = cfg.paper.reference
     if reference == "best":
         if not annotator_columns(utterances):
@@ -435,18 +522,18 @@ def run_characters(cfg: DictConfig, clusters: dict[str, np.ndarray], labels: Fra
             reference = "text"
         else:
             reference = most_accurate_annotator(utterances)
-    accuracy, groups, cer = finetuned_character_report(labels.pseudo, vocabulary, utterances, reference,
-                                                       list(cfg.paper.percentiles))
-    mlflow.log_table(accuracy.reset_index(), artifact_file="tables/table5_accuracy.json")
-    mlflow.log_table(groups.astype(str), artifact_file="tables/table5_groups.json")
-    mlflow.log_metric("finetuned_cer", cer)
+    letters = [token for token in vocabulary if paper_tables.is_character(token, BLANK_LABEL)]
+    table5 = paper_tables.table5(greedy_hypotheses(labels.pseudo, vocabulary, utterances),
+                                 utterances[reference].fillna("").tolist(), list(cfg.paper.percentiles), letters)
+    mlflow.log_table(table5.counts.reset_index(), artifact_file="tables/table5_accuracy.json")
+    mlflow.log_table(table5.groups.astype(str), artifact_file="tables/table5_groups.json")
+    mlflow.log_metric("finetuned_cer", table5.cer)
     mlflow.set_tag("table5_reference", reference)
-    report |= {"table5": groups, "table5_reference": reference, "finetuned_cer": cer}
+    report |= {"table5": table5, "table5_reference": reference}
     texts = finetuning_texts(cfg)
-    frequency = character_frequencies(texts) if texts else pd.Series(dtype=float)
+    frequencies = character_frequencies(texts) if texts else None
     try:
-        correlations = character_correlations(single_characters(table4.accuracy["accuracy"]),
-                                              single_characters(accuracy["accuracy"]), frequency)
+        correlations = paper_tables.correlations(table4.accuracy, table5.accuracy, frequencies)
     except W2VLensError as error:
         log.warning("correlations skipped: %s", error)
     else:
@@ -455,24 +542,52 @@ def run_characters(cfg: DictConfig, clusters: dict[str, np.ndarray], labels: Fra
     return report
 
 
-def run_annotators(cfg: DictConfig, embeddings: np.ndarray, logits: np.ndarray, coords: np.ndarray,
-                   labels: FrameLabels, utterances: pd.DataFrame, vocabulary: list[str]) -> dict[str, object]:
-    """Figure 2 (how many annotators call each predicted character a mistake) and Figure 3 (the
-    mistake probe, its baselines, and error detection against the model's own confidence)."""
-    if not annotator_columns(utterances):
+def majority_blank_clusters(clusters: np.ndarray, label_ids: np.ndarray, blank: int) -> int:
+    """How many clusters have the blank as their majority label (the cluster-majority view's problem)."""
+    keep = label_ids >= 0
+    table = pd.crosstab(clusters[keep], label_ids[keep])
+    return int((table.idxmax(axis=1) == blank).sum())
+
+
+def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.DataFrame) -> ErrorFrames | None:
+    """Figure 2's categories (how many annotators call each predicted character a mistake), or None
+    when the corpus has no annotator transcripts."""
+    columns = annotator_columns(utterances)
+    if not columns:
+        return None
+    return paper_tables.error_categories(
+        labels.pseudo, vocabulary, utterances["offset"].tolist(), {c: utterances[c].tolist() for c in columns},
+        pauses=labels.classes == SILENCE_LABEL, blank=BLANK_LABEL, ids=utterances["id"].astype(str).tolist())
+
+
+def run_annotators(cfg: DictConfig, embeddings: np.ndarray, clusters: np.ndarray, logits: np.ndarray,
+                   coords: np.ndarray, labels: FrameLabels, utterances: pd.DataFrame,
+                   vocabulary: list[str]) -> dict[str, object]:
+    """Figure 2 (how many annotators call each predicted character a mistake, and how far each
+    category lies from its cluster's centroid) and Figure 3 (the mistake classifier as the paper
+    trained it, the class-balanced one, and error detection against the model's own confidence)."""
+    errors = annotator_errors(labels, vocabulary, utterances)
+    if errors is None:
         log.warning("Figures 2-3 skipped: the corpus has no annotator_* columns")
         return {}
-    errors = error_frames(labels.pseudo, vocabulary, utterances)
     counts = pd.Series(errors.categories).value_counts()
     mlflow.log_metrics({f"frames_{name.replace('/', '_of_')}": float(n) for name, n in counts.items()})
     log_figure(agreement_projection(coords, errors.categories, title="Figure 2: annotators calling a frame a mistake",
                                     seed=cfg.seed), "figures/figure2", ("png", "pdf"))
+    distances = paper_tables.category_distances(embeddings, clusters, errors.categories,
+                                                blank_frames=labels.pseudo == vocabulary.index(BLANK_LABEL))
+    mlflow.log_table(distances.reset_index(), artifact_file="tables/figure2_distances.json")
     run_id = mlflow.active_run().info.run_id
     probe = mistake_probe(embeddings, logits, errors, utterances, OmegaConf.to_container(cfg.paper.probe),
                           cfg.seed, mlflow.get_tracking_uri(), run_id)
     mlflow.log_metrics({f"error_detection_{name}": value for name, value in probe.auroc.items()})
-    for name, scores in {"probe": probe.result.probe, **probe.result.baselines}.items():
-        mlflow.log_table(scores.report.reset_index(), artifact_file=f"tables/figure3_{name}_report.json")
-    log_figure(confusion_figure(probe.result.probe.confusion, "Figure 3: confusion matrix of the mistake probe"),
+    for prefix, result in (("figure3", probe.plain), ("figure3_balanced", probe.balanced)):
+        for name, scores in {"probe": result.probe, **result.baselines}.items():
+            mlflow.log_table(scores.report.reset_index(), artifact_file=f"tables/{prefix}_{name}_report.json")
+    log_figure(confusion_figure(probe.plain.probe.confusion,
+                                "Figure 3: confusion matrix of the mistake classifier (no class weights)"),
                "figures/figure3", ("png", "pdf"))
-    return {"probe": probe}
+    log_figure(confusion_figure(probe.balanced.probe.confusion,
+                                "Mistake classifier with balanced class weights (our extra)"),
+               "figures/figure3_balanced", ("png", "pdf"))
+    return {"probe": probe, "distances": distances}

@@ -1,9 +1,10 @@
-"""What the pre-trained clusters know about characters (paper section 4.1, Table 4).
+"""The cluster-centred reading of Table 4, an extra beside the paper's character-centred one
+(`w2vlens.tables.table4`).
 
 Each K-means cluster is named after its most frequent frame label (the majority mapping); a frame is
-then "recognised" when its cluster's name equals its own label. From that come per-character
-accuracies, a character x character confusion, the paper's character groups, and a CTC-style
-decoding of the mapped clusters that gives the character recognition rate (1 - CER).
+then "recognised" when its cluster's name equals its own label. From that come per-label accuracies
+and a label x label confusion. On pre-trained clusters nearly every cluster's majority is the blank,
+so this view says little about characters: the paper's Table 4 asks, per character, where its frames go.
 
 Labels are either integer ids into `label_names` (the CTC vocabulary) or names already (e.g.
 `FrameLabels.classes`, where blank frames are split into "silence" and "blank"). Blank and silence
@@ -12,21 +13,12 @@ are ordinary labels here: a cluster may map to them, and they get accuracy rows 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from w2vlens.errors import W2VLensError
-from w2vlens.metrics import character_error_rate
-from w2vlens.models import BLANK_LABEL
-from w2vlens.silence import SILENCE_LABEL
-from w2vlens.text import WORD_DELIMITER, normalize_text
-
-log = logging.getLogger(__name__)
-BLANK_LIKE = frozenset({BLANK_LABEL, SILENCE_LABEL})
-DEFAULT_BANDS = ((0.0, 0.2), (0.2, 0.3), (0.3, 1.0))
 
 
 def _names(labels: np.ndarray, label_names: Sequence[str] | None) -> np.ndarray:
@@ -90,108 +82,3 @@ def per_character_accuracy(clusters: np.ndarray, labels: np.ndarray, label_names
     table["accuracy"] = table["correct"] / table["frames"]
     table.index.name = "label"
     return table
-
-
-def _is_character(name: str) -> bool:
-    """Single written characters; blank, silence, the word delimiter and tokens like <unk> are not."""
-    return len(name) == 1 and name != WORD_DELIMITER
-
-
-def _band_name(low: float, high: float, last: bool) -> str:
-    if low <= 0:
-        return f"accuracy <{high:.0%}"
-    if last and high >= 1:
-        return f"accuracy {low:.0%}+"
-    return f"accuracy {low:.0%}–{high:.0%}"
-
-
-def character_groups(accuracy_table: pd.DataFrame, confusion: pd.DataFrame,
-                     bands: Sequence[tuple[float, float]] = DEFAULT_BANDS,
-                     blank_like: Collection[str] = BLANK_LIKE, merged_share: float = 0.5,
-                     pair_share: float = 0.1, max_pairs: int = 5) -> pd.DataFrame:
-    """The paper's Table 4: one row per group with its `members` and a `text` rendering.
-
-    Only single characters are listed (not blank, silence, "|" or <unk>):
-
-    - merged with blank: at least `merged_share` of the character's frames fall into clusters that
-      map to a blank-like label;
-    - often confused pairs: characters A, B whose frames cross over (A predicted as B plus B as A)
-      make at least `pair_share` of their frames together; the `max_pairs` largest shares, each
-      pair in alphabetical order;
-    - accuracy bands: low <= accuracy < high, the last band including its upper bound.
-    """
-    characters = sorted(c for c in accuracy_table.index if _is_character(str(c)))
-    missing = [c for c in characters if c not in confusion.index or c not in confusion.columns]
-    if missing:
-        raise W2VLensError(f"the confusion table lacks characters of the accuracy table: {missing}")
-    frames = confusion.sum(axis=1)
-    blank_columns = [c for c in confusion.columns if c in blank_like]
-    to_blank = confusion[blank_columns].sum(axis=1) if blank_columns else pd.Series(0, index=confusion.index)
-    merged = [c for c in characters if frames[c] and to_blank[c] / frames[c] >= merged_share]
-
-    pairs = []
-    for i, first in enumerate(characters):
-        for second in characters[i + 1 :]:
-            crossed = confusion.at[first, second] + confusion.at[second, first]
-            share = crossed / (frames[first] + frames[second])
-            if share >= pair_share:
-                pairs.append((share, first, second))
-    pairs.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
-    confused = [(first, second) for _, first, second in pairs[:max_pairs]]
-
-    rows = [
-        {"category": "merged with blank", "members": merged, "text": ", ".join(merged)},
-        {"category": "often confused pairs", "members": confused,
-         "text": ", ".join(f"[{first}, {second}]" for first, second in confused)},
-    ]
-    accuracy = accuracy_table["accuracy"]
-    for number, (low, high) in enumerate(bands):
-        last = number == len(bands) - 1
-        members = [c for c in characters if low <= accuracy[c] < high or (last and accuracy[c] == high)]
-        rows.append({"category": _band_name(low, high, last), "members": members, "text": ", ".join(members)})
-    return pd.DataFrame(rows)
-
-
-def decode_cluster_sequence(frame_clusters: np.ndarray, mapping: Mapping[int, str],
-                            blank_like: Collection[str] = BLANK_LIKE) -> str:
-    """The text an utterance's clusters spell when read like greedy CTC output.
-
-    The rule: name every frame by its cluster's mapped label, collapse each run of consecutive frames
-    with the same label into one symbol (whatever clusters the run spans), then drop blank-like
-    symbols and turn the word delimiter "|" into a space; other multi-character labels (<unk>) are
-    dropped too. Spaces are normalised as in `normalize_text` (no leading, trailing or double ones).
-    A double letter therefore survives only when another frame separates its runs: frames
-    t t u u blank u l i i read "tuuli", frames t t u u u l i read "tuli".
-    """
-    labels = _mapped(np.asarray(frame_clusters), mapping)
-    if labels.size == 0:
-        return ""
-    run_starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
-    symbols = [" " if label == WORD_DELIMITER else label for label in labels[run_starts]
-               if label not in blank_like and len(label) == 1]
-    return " ".join("".join(symbols).split())
-
-
-def decode_utterances(clusters: np.ndarray, mapping: Mapping[int, str], offsets: Sequence[int],
-                      n_frames: Sequence[int], blank_like: Collection[str] = BLANK_LIKE) -> list[str]:
-    """`decode_cluster_sequence` for each utterance's frames `offset : offset + n_frames`."""
-    clusters = np.asarray(clusters)
-    return [decode_cluster_sequence(clusters[int(start) : int(start) + int(length)], mapping, blank_like)
-            for start, length in zip(offsets, n_frames, strict=True)]
-
-
-def cluster_recognition_cer(clusters: np.ndarray, mapping: Mapping[int, str], offsets: Sequence[int],
-                            n_frames: Sequence[int], references: Sequence[str | None],
-                            blank_like: Collection[str] = BLANK_LIKE) -> float:
-    """CER of the decoded clusters against the normalised reference texts (the paper reports
-    83.4%, i.e. a 16.6% recognition rate). Utterances without a reference are left out."""
-    hypotheses = decode_utterances(clusters, mapping, offsets, n_frames, blank_like)
-    pairs = [(normalize_text(ref), hyp) for ref, hyp in zip(references, hypotheses, strict=True)
-             if isinstance(ref, str) and ref.strip()]
-    if not pairs:
-        raise W2VLensError("no utterance has a reference text to score the cluster decoding against")
-    if len(pairs) < len(hypotheses):
-        log.warning("cluster recognition CER: %d of %d utterances have no reference text and are left out",
-                    len(hypotheses) - len(pairs), len(hypotheses))
-    refs, hyps = zip(*pairs, strict=True)
-    return character_error_rate(list(refs), list(hyps))

@@ -59,20 +59,32 @@ def agreement_projection(coords: np.ndarray, categories: np.ndarray, title: str 
     return fig
 
 
-def confusion_figure(confusion: pd.DataFrame, title: str = "") -> Figure:
+def confusion_figure(confusion: pd.DataFrame, title: str = "", min_support: int = 10) -> Figure:
     """Row-normalised confusion matrix (true classes as rows): colour is the share of the row, each
-    cell annotated with its count and that share."""
+    cell annotated with its count and that share. Each row is labelled with its number of test
+    frames; a row with fewer than `min_support` is marked too small to score (its shares are shown
+    greyed, or not at all when it has no frame), instead of passing for a class the probe never finds."""
     counts = confusion.to_numpy(dtype=float)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    small = totals[:, 0] < min_support
     size = 1.2 + 0.75 * max(counts.shape)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size), constrained_layout=True)
-    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(size + 2.4, size), constrained_layout=True)
+    image = ax.imshow(np.where(small[:, None], np.nan, shares), cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(counts):
+        if small[row]:
+            text = "–" if totals[row, 0] == 0 else f"{int(count):,}"
+            ax.text(column, row, text, ha="center", va="center", fontsize=7, color="grey")
+            continue
         ax.text(column, row, f"{int(count):,}\n{shares[row, column]:.0%}", ha="center", va="center", fontsize=7,
                 color="white" if shares[row, column] > 0.5 else "black")
     ax.set_xticks(range(counts.shape[1]), [str(c) for c in confusion.columns], rotation=45, ha="right")
-    ax.set_yticks(range(counts.shape[0]), [str(i) for i in confusion.index])
+    rows = [f"{name} (n={int(total):,}{': too few to score' if too_small else ''})"
+            for name, total, too_small in zip(confusion.index, totals[:, 0], small, strict=True)]
+    ax.set_yticks(range(counts.shape[0]), rows)
+    for label, too_small in zip(ax.get_yticklabels(), small, strict=True):
+        if too_small:
+            label.set_color("grey")
     ax.set_xlabel(confusion.columns.name or "predicted")
     ax.set_ylabel(confusion.index.name or "true")
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the row")

@@ -35,24 +35,66 @@ SPLITS = ("train", "val", "test")
 _CHUNK = 65536  # rows per read when accumulating statistics over a memmap
 
 
-def utterance_split(utterance_ids: np.ndarray, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:
-    """Sorted frame rows of the train, val and test splits: utterances are shuffled with `seed` and
-    dealt out whole by the (train, val, test) `fractions`, each split getting at least one."""
+def utterance_split(utterance_ids: np.ndarray, fractions: Sequence[float], seed: int,
+                    targets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Sorted frame rows of the train, val and test splits, utterances dealt out whole by the
+    (train, val, test) `fractions`, each split getting at least one.
+
+    Without `targets`, utterances are shuffled with `seed` and cut by the fractions. With per-frame
+    class `targets`, the split is stratified by class (iterative stratification, after Sechidis et
+    al. 2011, on frame counts): classes are served rarest first, and each utterance holding frames of
+    the class goes to the split furthest below its share of that class (relative to the share, ties
+    to train, then test, then val), so a class in three utterances reaches all three splits and the
+    test split never lacks a class the data has in at least two utterances. Written by hand:
+    scikit-learn's StratifiedGroupKFold works in equal folds and can leave a rare class out of the
+    test fold.
+    """
     if len(fractions) != 3 or min(fractions) <= 0 or not np.isclose(sum(fractions), 1):
         raise W2VLensError(f"split fractions must be three positive numbers summing to 1, got {list(fractions)}")
     names, frame_utterance = np.unique(np.asarray(utterance_ids), return_inverse=True)
     if len(names) < 3:
         raise W2VLensError(f"an utterance-level train/val/test split needs at least 3 utterances, got {len(names)}")
-    order = np.random.default_rng(seed).permutation(len(names))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
     n_val = max(1, round(fractions[1] * len(names)))
     n_test = max(1, round(fractions[2] * len(names)))
     n_train = len(names) - n_val - n_test
     if n_train < 1:
         raise W2VLensError(f"{len(names)} utterances leave none for training with fractions {list(fractions)}")
     split_of = np.empty(len(names), dtype=np.int64)
-    split_of[order] = np.repeat([0, 1, 2], [n_train, n_val, n_test])
+    if targets is None:
+        split_of[order] = np.repeat([0, 1, 2], [n_train, n_val, n_test])
+    else:
+        split_of[:] = _stratified_assignment(frame_utterance, np.asarray(targets), len(names), fractions, order)
     frame_split = split_of[frame_utterance]
-    return {name: np.flatnonzero(frame_split == number) for number, name in enumerate(SPLITS)}
+    splits = {name: np.flatnonzero(frame_split == number) for number, name in enumerate(SPLITS)}
+    empty = [name for name, rows in splits.items() if not len(rows)]
+    if empty:
+        raise W2VLensError(f"the stratified split left no utterance for the {', '.join(empty)} split")
+    return splits
+
+
+def _stratified_assignment(frame_utterance: np.ndarray, targets: np.ndarray, n_utterances: int,
+                           fractions: Sequence[float], order: np.ndarray) -> np.ndarray:
+    """Split number (0 train, 1 val, 2 test) per utterance; see `utterance_split`."""
+    if len(targets) != len(frame_utterance):
+        raise W2VLensError(f"{len(targets)} targets for {len(frame_utterance)} frames")
+    classes, frame_class = np.unique(targets, return_inverse=True)
+    counts = np.zeros((n_utterances, len(classes)))
+    np.add.at(counts, (frame_utterance, frame_class), 1)
+    desired = np.asarray(fractions)[:, None] * counts.sum(axis=0)[None, :]
+    assigned = np.zeros_like(desired)
+    split_of = np.full(n_utterances, -1, dtype=np.int64)
+    preference = np.array([0, 2, 1])  # ties: train, then test, then val
+    for cls in np.argsort(counts.sum(axis=0), kind="stable"):
+        for utterance in order:  # shuffled, so equal utterances land by chance
+            if split_of[utterance] >= 0 or counts[utterance, cls] == 0:
+                continue
+            unfilled = 1 - assigned[preference, cls] / desired[preference, cls]
+            split = int(preference[np.argmax(unfilled)])
+            split_of[utterance] = split
+            assigned[split] += counts[utterance]
+    return split_of
 
 
 def check_disjoint_utterances(splits: Mapping[str, np.ndarray], utterance_ids: np.ndarray) -> None:
@@ -81,10 +123,11 @@ class _Rows(Dataset):
 
 
 class ProbeDataModule(pl.LightningDataModule):
-    """Frame embeddings, class ids and utterance ids, split by utterance (see `utterance_split`)."""
+    """Frame embeddings, class ids and utterance ids, split by utterance and stratified by class
+    (see `utterance_split`)."""
 
     def __init__(self, embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.ndarray, batch_size: int,
-                 fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> None:
+                 fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, stratify: bool = True) -> None:
         super().__init__()
         if not len(embeddings) == len(targets) == len(utterance_ids):
             raise W2VLensError(f"{len(embeddings)} embeddings, {len(targets)} targets and {len(utterance_ids)} "
@@ -92,7 +135,7 @@ class ProbeDataModule(pl.LightningDataModule):
         self.embeddings, self.targets = embeddings, np.asarray(targets, dtype=np.int64)
         self.utterance_ids = np.asarray(utterance_ids)
         self.batch_size, self.seed = batch_size, seed
-        self.splits = utterance_split(self.utterance_ids, fractions, seed)
+        self.splits = utterance_split(self.utterance_ids, fractions, seed, self.targets if stratify else None)
         check_disjoint_utterances(self.splits, self.utterance_ids)
 
     def scaler(self) -> StandardScaler:
@@ -134,7 +177,7 @@ def balanced_class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
 
 class ProbeModule(pl.LightningModule):
     """MLP (`depth` hidden layers of `hidden` units with GELU and dropout; depth 0 is a linear probe)
-    over standardised embeddings, trained with class-weighted cross-entropy and AdamW."""
+    over standardised embeddings, trained with (optionally class-weighted) cross-entropy and AdamW."""
 
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 256, depth: int = 1, dropout: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 0.01, metric_prefix: str = "probe") -> None:
@@ -233,8 +276,8 @@ def _scores(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) ->
 
 
 def _baselines(data: ProbeDataModule, scaler: StandardScaler, class_names: list[str], max_frames: int,
-               max_iter: int, seed: int) -> dict[str, ClassifierScores]:
-    """Majority class and balanced logistic regression (standardised features, at most `max_frames`
+               max_iter: int, seed: int, class_weighting: str | None) -> dict[str, ClassifierScores]:
+    """Majority class and logistic regression weighted like the probe (standardised features, at most `max_frames`
     training frames), fitted on the training split and scored on the test split."""
     train = data.splits["train"]
     if len(train) > max_frames:
@@ -244,7 +287,7 @@ def _baselines(data: ProbeDataModule, scaler: StandardScaler, class_names: list[
     test_x = scaler.transform(np.asarray(data.embeddings[test], dtype=np.float64))
     train_y, test_y = data.targets[train], data.targets[test]
     majority = DummyClassifier(strategy="most_frequent").fit(train_x, train_y)
-    logistic = LogisticRegression(class_weight="balanced", max_iter=max_iter, random_state=seed)
+    logistic = LogisticRegression(class_weight=class_weighting, max_iter=max_iter, random_state=seed)
     with warnings.catch_warnings():  # a small max_iter is a deliberate speed/accuracy trade-off
         warnings.simplefilter("ignore", ConvergenceWarning)
         logistic.fit(train_x, train_y)
@@ -276,13 +319,18 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
                 batch_size: int = 512, seed: int = 0, patience: int = 3, mlflow_tracking_uri: str | None = None,
                 mlflow_run_id: str | None = None, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                 weight_decay: float = 0.01, baseline_max_frames: int = 20000, baseline_max_iter: int = 200,
-                metric_prefix: str = "probe") -> ProbeResult:
+                metric_prefix: str = "probe", class_weighting: str | None = "balanced") -> ProbeResult:
     """Trains the probe with early stopping on the validation loss and scores it and the baselines on
-    the test split. The best epoch's weights are restored from a checkpoint in a temporary folder.
+    the test split (an utterance-level split stratified by class). The best epoch's weights are
+    restored from a checkpoint in a temporary folder. `class_weighting` "balanced" weighs each class
+    by n / (classes · count) in the loss and in the logistic baseline; None trains plainly, as the
+    paper's classifier (whose confusion matrix shows most mistakes recognised as correct).
 
     With `mlflow_tracking_uri` and `mlflow_run_id`, per-epoch losses and the test metrics go into that
     existing run (left running: the caller ends it); without them nothing is logged.
     """
+    if class_weighting not in (None, "balanced"):
+        raise W2VLensError(f"class_weighting must be 'balanced' or None, got {class_weighting!r}")
     class_names = list(class_names)
     targets = np.asarray(targets, dtype=np.int64)
     if targets.size and (targets.min() < 0 or targets.max() >= len(class_names)):
@@ -295,7 +343,9 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
     scaler = data.scaler()
     model = ProbeModule(embeddings.shape[1], len(class_names), hidden, depth, dropout, lr, weight_decay,
                         metric_prefix)
-    model.set_statistics(scaler, balanced_class_weights(targets[data.splits["train"]], len(class_names)))
+    weights = (balanced_class_weights(targets[data.splits["train"]], len(class_names)) if class_weighting
+               else np.ones(len(class_names)))
+    model.set_statistics(scaler, weights)
     logger = (_ExistingRunLogger(tracking_uri=mlflow_tracking_uri, run_id=mlflow_run_id)
               if mlflow_run_id is not None else False)
     monitor = f"{metric_prefix}_val_loss"
@@ -313,7 +363,8 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
     test_rows = data.splits["test"]
     probe = _scores(data.targets[test_rows], probabilities.argmax(axis=1), class_names)
     result = ProbeResult(class_names, probe,
-                         _baselines(data, scaler, class_names, baseline_max_frames, baseline_max_iter, seed),
+                         _baselines(data, scaler, class_names, baseline_max_frames, baseline_max_iter, seed,
+                                    class_weighting),
                          test_rows, probabilities, {name: len(rows) for name, rows in data.splits.items()},
                          trainer.current_epoch)
     if logger:

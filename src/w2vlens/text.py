@@ -6,14 +6,18 @@ import re
 import unicodedata
 
 WORD_DELIMITER = "|"
-_PUNCTUATION = re.compile(r"[^\w\s'-]|_")
+_PUNCTUATION = re.compile(r"[^\w\s']|_")
 _SPACES = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
-    """Lower-cases, composes accents (NFC), drops punctuation and collapses whitespace."""
+    """Lower-cases, composes accents (NFC) and cleans a transcript as the paper's authors did:
+    tokens starting with "." (annotation marks such as ".laugh") are dropped and hyphens removed
+    ("linja-auto" becomes "linjaauto"); then other punctuation becomes a space and whitespace is
+    collapsed. Apostrophes are kept."""
     text = unicodedata.normalize("NFC", text).lower()
-    text = _PUNCTUATION.sub(" ", text)
+    text = " ".join(word for word in text.split() if not word.startswith("."))
+    text = _PUNCTUATION.sub(" ", text.replace("-", ""))
     return _SPACES.sub(" ", text).strip()
 
 

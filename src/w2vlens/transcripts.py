@@ -11,11 +11,13 @@ or to nothing (insertion). A deletion (the annotator has characters the hypothes
 hypothesis character to sit on; it belongs to the gap where the missing characters would go: gap i
 lies before hypothesis character i, gap len(hypothesis) after the last one. Each annotator counts at
 most once per character and once per gap. On frames, a character's count covers its span and a gap's
-count covers the frames between the neighbouring spans (the blank frames that "ate" the character).
-A gap without frames of its own (two spans touch, or a span sits at the utterance edge) hands its
-count to the frames of the character after it (of the last character, for the final gap), which keep
-the larger of the two counts: counts alone don't say whether the same annotators are meant, so that
-is a lower bound.
+count covers the blank frames between the neighbouring spans (the frames that "ate" the character),
+except pause frames (the silence split's `silence`, when given): a pause is no character the model
+swallowed, and spreading a deletion over it flags far more frames than the paper's categories hold.
+A gap without such frames (two spans touch, a span sits at the utterance edge, or the gap is all
+pause) hands its count to the frames of the character after it (of the last character, for the
+final gap), which keep the larger of the two counts: counts alone don't say whether the same
+annotators are meant, so that is a lower bound.
 
 Frame categories: "correct" (no annotator sees an error), "k/K" for k of K annotators, K being the
 number of annotator columns, and "unannotated" for frames of utterances without any annotator
@@ -192,10 +194,14 @@ def annotator_error_counts(hypothesis: str, annotator_transcripts: Sequence[str 
 
 
 def frame_error_counts(n_frames: int, spans: Sequence[tuple[int, int]], char_counts: np.ndarray,
-                       gap_counts: np.ndarray) -> np.ndarray:
+                       gap_counts: np.ndarray, pauses: np.ndarray | None = None) -> np.ndarray:
     """Per-frame counts: each character's count on its span, each gap's count on the frames between
-    the neighbouring spans (a gap without frames: see the module docstring)."""
+    the neighbouring spans that are not `pauses` (per-frame booleans; a gap without such frames: see
+    the module docstring)."""
     char_counts, gap_counts = np.asarray(char_counts), np.asarray(gap_counts)
+    pauses = np.zeros(n_frames, dtype=bool) if pauses is None else np.asarray(pauses, dtype=bool)
+    if len(pauses) != n_frames:
+        raise W2VLensError(f"{len(pauses)} pause flags for an utterance of {n_frames} frames")
     if len(char_counts) != len(spans) or len(gap_counts) != len(spans) + 1:
         raise W2VLensError(f"{len(spans)} spans need as many character counts and one more gap count, "
                            f"got {len(char_counts)} and {len(gap_counts)}")
@@ -207,8 +213,9 @@ def frame_error_counts(n_frames: int, spans: Sequence[tuple[int, int]], char_cou
         counts[start:end] = count
     for gap, count in enumerate(gap_counts.tolist()):
         start, end = bounds[2 * gap], bounds[2 * gap + 1]
-        if end > start:
-            counts[start:end] = count
+        blanks = start + np.flatnonzero(~pauses[start:end])
+        if len(blanks):
+            counts[blanks] = count
         elif count and spans:
             neighbour = spans[gap] if gap < len(spans) else spans[-1]
             counts[neighbour[0] : neighbour[1]] = np.maximum(counts[neighbour[0] : neighbour[1]], count)
@@ -273,9 +280,11 @@ def check_annotators(utterances: pd.DataFrame, vocabulary: Sequence[str] | None 
     return warnings
 
 
-def error_frames(pseudo: np.ndarray, vocabulary: Sequence[str], utterances: pd.DataFrame) -> ErrorFrames:
+def error_frames(pseudo: np.ndarray, vocabulary: Sequence[str], utterances: pd.DataFrame,
+                 pauses: np.ndarray | None = None) -> ErrorFrames:
     """Figure 2's per-frame annotator error counts and categories over a corpus: each utterance's
-    (`offset`, `n_frames`) frames are decoded greedily and judged against its annotator transcripts."""
+    (`offset`, `n_frames`) frames are decoded greedily and judged against its annotator transcripts;
+    deletions leave out the `pauses` frames (per-frame booleans over the corpus)."""
     warnings = check_annotators(utterances, vocabulary)
     for warning in warnings:
         log.warning(warning)
@@ -288,5 +297,7 @@ def error_frames(pseudo: np.ndarray, vocabulary: Sequence[str], utterances: pd.D
         start, length = int(row["offset"]), int(row["n_frames"])
         text, spans = greedy_transcript(pseudo[start : start + length], vocabulary)
         judged = annotator_error_counts(text, transcripts)
-        counts[start : start + length] = frame_error_counts(length, spans, judged.char_counts, judged.deletion_counts)
+        counts[start : start + length] = frame_error_counts(
+            length, spans, judged.char_counts, judged.deletion_counts,
+            None if pauses is None else pauses[start : start + length])
     return ErrorFrames(counts, error_categories(counts, len(columns)), len(columns), warnings)
