@@ -80,9 +80,10 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
 
 def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: dict[str, Checkpoint]
                   ) -> dict[str, set[str]]:
-    """The arrays each side's store must keep: what the views read, the fine-tuned logits (they label
-    the frames), and `extract.layers` on top (`all`: every view of both). A shard job, which cannot
-    know the later analysis, also keeps the CNN and `layer` of both sides."""
+    """The arrays each side's store must keep: what the views read (every layer for
+    `experiment=layers`), the fine-tuned logits (they label the frames), and `extract.layers` on
+    top (`all`: every view of both). A shard job, which cannot know the later analysis, also keeps
+    the CNN and `layer` of both sides."""
     needed: dict[str, set[str]] = {side: set() for side in checkpoints}
     needed["finetuned"].add("logits")
     if cfg.extract.shard is not None:
@@ -91,7 +92,12 @@ def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: di
             needed[side] |= {name for name, _ in _layer_arrays(cfg.layer, checkpoint.num_layers, checkpoint.name)}
     for view in views.values():
         checkpoint = checkpoints[view.checkpoint]
-        needed[view.checkpoint] |= {name for name, _ in _view_arrays(view, checkpoint.num_layers, checkpoint.name)}
+        layers = "all" if cfg.analysis == "layers" else view.layer  # experiment=layers scores every layer
+        if view.view == "cnn":
+            needed[view.checkpoint].add("cnn")
+        else:
+            needed[view.checkpoint] |= {name for name, _ in _layer_arrays(layers, checkpoint.num_layers,
+                                                                            checkpoint.name)}
     extra = cfg.extract.layers
     for side, checkpoint in checkpoints.items():
         if extra == "all":
@@ -158,15 +164,11 @@ def _layer_arrays(layers: object, num_layers: int, model_name: str, key: str = "
     return names
 
 
-def _view_arrays(view: DictConfig, num_layers: int, model_name: str) -> list[tuple[str, int | None]]:
-    if view.view == "cnn":
-        return [("cnn", None)]
-    return _layer_arrays(view.layer, num_layers, model_name)
-
-
 def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int | None]]:
     """(array name, layer index) for each layer the view asks for; the CNN view has no layer."""
-    return _view_arrays(view, store.num_layers, store.meta["checkpoint"])
+    if view.view == "cnn":
+        return [("cnn", None)]
+    return _layer_arrays(view.layer, store.num_layers, store.meta["checkpoint"])
 
 
 def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
