@@ -276,7 +276,11 @@ def test_ctc_checkpoint_without_a_tokenizer_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
-    """Table 1's fine-tuned AMI on the demo with float16 storage within 0.002 of float32 storage."""
+    """Table 1's fine-tuned AMI on the demo with float16 storage within 0.002 of float32 storage.
+
+    Averaged over four K-means seeds: one clustering is chaotic in its input (a single seed moved
+    by 0.003 when measured, the other three by at most 0.0002), the expected AMI is what storage
+    must not change."""
     from w2vlens.analysis import label_frames
     from w2vlens.cluster import KMeans
     from w2vlens.data import demo_corpus
@@ -290,8 +294,9 @@ def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
         store, _ = extract(checkpoint, corpus, tmp_path, torch.float32, storage_dtype=storage,
                            arrays=[f"layer_{checkpoint.num_layers:02d}", "logits"])
         labels = label_frames(np.asarray(store.array("logits"), np.float32), store.utterances(), store.vocabulary, 10)
+        embeddings = np.asarray(store.array(store.layer_name(-1)), np.float32)
         k = len(store.vocabulary) + 1
-        clusters = KMeans(k, seed=0).fit(np.asarray(store.array(store.layer_name(-1)), np.float32)).labels_
-        ami[storage] = clustering_scores(labels.pseudo, clusters)["ami"]
-    print("demo fine-tuned AMI by storage dtype:", ami)
+        ami[storage] = np.mean([clustering_scores(labels.pseudo, KMeans(k, seed=seed).fit(embeddings).labels_)["ami"]
+                                for seed in range(4)])
+    print("demo fine-tuned AMI (mean of 4 seeds) by storage dtype:", ami)
     assert abs(ami["float16"] - ami["float32"]) <= 0.002

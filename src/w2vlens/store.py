@@ -109,6 +109,8 @@ class EmbeddingStore:
             if self.corpus is not None:
                 joined = pd.DataFrame([{"id": u.id, "text": u.text, **u.annotators, **u.metadata}
                                        for u in self.corpus.utterances])
+                # what the store measured (duration, frame counts) wins over a metadata column of that name
+                joined = joined.drop(columns=[c for c in joined.columns if c in table.columns and c != "id"])
                 if set(joined["id"]) != set(table["id"]):
                     raise W2VLensError(f"{self.path}: the store's utterances are not those of corpus "
                                        f"{self.corpus.name}")
@@ -124,8 +126,12 @@ class EmbeddingStore:
         index = np.arange(counts.sum()) - np.repeat(utterances["offset"].to_numpy(), counts)
         table = pd.DataFrame({"utterance": np.repeat(utterances["id"].to_numpy(), counts), "frame": index,
                               "start": index * self.meta["frame_seconds"]})
+        metadata = {u.id: u.metadata for u in self.corpus.utterances} if self.corpus is not None else {}
         for column in self.corpus.metadata_columns if self.corpus is not None else []:
-            table[column] = _numeric_if_possible(pd.Series(np.repeat(utterances[column].to_numpy(), counts)))
+            if column in table.columns:
+                continue
+            values = [metadata[uid].get(column) for uid in utterances["id"]]
+            table[column] = _numeric_if_possible(pd.Series(np.repeat(np.asarray(values, dtype=object), counts)))
         return table
 
 
