@@ -146,6 +146,30 @@ def test_the_batch_plan_is_in_the_key(finetuned: object, corpus_manifest: Path) 
     assert len(keys) == 2  # padding changes values, so another batch plan is another store
 
 
+def test_a_resumed_run_completes_the_same_batches(finetuned: object, tmp_path: Path) -> None:
+    from conftest import write_corpus
+
+    corpus = load_manifest(write_corpus(tmp_path / "corpus", n=12))
+    forward, calls = finetuned.model.forward, []
+
+    def crash_on_third(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return forward(*args, **kwargs)
+
+    finetuned.model.forward = crash_on_third
+    with pytest.raises(RuntimeError, match="simulated"):
+        extract(finetuned, corpus, tmp_path / "cache", torch.float32, batch_seconds=8, chunk_seconds=1)
+    finetuned.model.forward = forward
+    assert len(list((tmp_path / "cache" / "stores").glob("*.parts/chunk-*/meta.json"))) == 2  # two batches kept
+    resumed, _ = extract(finetuned, corpus, tmp_path / "cache", torch.float32, batch_seconds=8, chunk_seconds=1)
+    whole, _ = extract(finetuned, corpus, tmp_path / "whole", torch.float32, batch_seconds=8)
+    assert resumed.meta["arrays"] == whole.meta["arrays"]  # the same bytes: batches of several utterances each
+    for name in whole.array_names:
+        assert np.array_equal(resumed.array(name), whole.array(name)), name
+
+
 def test_non_finite_audio_is_refused_before_anything_is_stored(finetuned: object, corpus_manifest: Path,
                                                                tmp_path: Path) -> None:
     bad = corpus_manifest.parent / "wav" / "u3.wav"
