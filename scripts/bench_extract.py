@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,31 +96,37 @@ def _store_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
 
 
-def extract_rows(checkpoint_dir: Path, audio_dir: Path, device: str, workdir: Path) -> list[dict]:
+def extract_rows(checkpoint_dir: Path, audio_dir: Path, device: str, workdir: Path, repeats: int = 1) -> list[dict]:
     """Rows (stage, seconds, audio_s_per_s, ratio_to_bare, store_gb_per_hour, detail) for the bare
     forward and `extract()` with the paper's views (default and other storage dtype) and with every
-    view, for the CTC checkpoint in `checkpoint_dir` over the audio files in `audio_dir`."""
+    view, for the CTC checkpoint in `checkpoint_dir` over the audio files in `audio_dir`. Each time
+    is the best of `repeats` (the stages take turns, so a busy machine slows them alike)."""
     torch_device = resolve_device(device)
     dtype = resolve_dtype("auto", torch_device)
     checkpoint = load_checkpoint(str(checkpoint_dir), require_ctc=True, device=torch_device, dtype=dtype)
     corpus = audio_corpus(audio_dir)
     hours = sum(audio_duration(u) for u in corpus.utterances) / 3600
-    bare = bare_forward(checkpoint, corpus, torch_device, dtype)
-    rows = [{"stage": "bare forward", "seconds": bare, "audio_s_per_s": hours * 3600 / bare, "ratio_to_bare": 1.0,
-             "store_gb_per_hour": None, "detail": f"{dtype}, {len(corpus.utterances)} files, {hours * 60:.1f} min"}]
     default_storage = resolve_storage_dtype("auto", dtype)
     other_storage = "float32" if default_storage == "float16" else "float16"
     paper = ["cnn", f"layer_{checkpoint.num_layers:02d}", "logits"]
     runs = [("extract, paper views", paper, default_storage), ("extract, paper views", paper, other_storage),
             ("extract, all views", None, default_storage)]
-    for number, (stage, arrays, storage) in enumerate(runs):
-        cache = Path(workdir) / f"extract-cache-{number}"
-        _sync(torch_device)
-        start = time.perf_counter()
-        store, _ = extract(checkpoint, corpus, cache, dtype, storage_dtype=storage, batch_seconds=BATCH_SECONDS,
-                           arrays=arrays)
-        _sync(torch_device)
-        seconds = time.perf_counter() - start
+    bare, times, stores = float("inf"), [float("inf")] * len(runs), [None] * len(runs)
+    for repeat in range(repeats):
+        bare = min(bare, bare_forward(checkpoint, corpus, torch_device, dtype))
+        for number, (_, arrays, storage) in enumerate(runs):
+            cache = Path(workdir) / f"extract-cache-{number}-{repeat}"
+            _sync(torch_device)
+            start = time.perf_counter()
+            stores[number], _ = extract(checkpoint, corpus, cache, dtype, storage_dtype=storage,
+                                        batch_seconds=BATCH_SECONDS, arrays=arrays)
+            _sync(torch_device)
+            times[number] = min(times[number], time.perf_counter() - start)
+            if repeat + 1 < repeats:
+                shutil.rmtree(cache)
+    rows = [{"stage": "bare forward", "seconds": bare, "audio_s_per_s": hours * 3600 / bare, "ratio_to_bare": 1.0,
+             "store_gb_per_hour": None, "detail": f"{dtype}, {len(corpus.utterances)} files, {hours * 60:.1f} min"}]
+    for (stage, _, storage), seconds, store in zip(runs, times, stores, strict=True):
         rows.append({"stage": stage, "seconds": seconds, "audio_s_per_s": hours * 3600 / seconds,
                      "ratio_to_bare": bare / seconds, "store_gb_per_hour": _store_bytes(store.path) / 1e9 / hours,
                      "detail": f"{storage} storage, {len(store.array_names)} arrays"})
@@ -177,13 +184,14 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=DEMO_PAIR_DIR / "finetuned")
     parser.add_argument("--seconds", type=float, default=600.0, help="audio to extract, in seconds")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--memory-seconds", type=float, default=120.0,
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many timings per stage")
+    parser.add_argument("--memory-seconds", type=float, default=600.0,
                         help="the short corpus of the peak-memory rows (the long one is 6x); 0 skips them")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         audio = write_audio(workdir / "audio", args.seconds)
-        rows = extract_rows(args.checkpoint, audio, args.device, workdir)
+        rows = extract_rows(args.checkpoint, audio, args.device, workdir, args.repeats)
         if args.memory_seconds and Path("/proc/self/status").is_file():
             rows += peak_memory_rows(args.checkpoint, workdir, args.memory_seconds)
     print(f"threads: torch {torch.get_num_threads()}, machine {re.sub(' +', ' ', _cpu_name())}")

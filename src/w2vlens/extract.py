@@ -566,10 +566,20 @@ def _merge(parts: Path, final_path: Path, corpus: Corpus, names: set[str], meta:
                                              for n in names), parts)
 
     def copy(name: str, write: Callable[[np.ndarray], None]) -> None:
-        arrays = {id(chunk): chunk.array(name) for chunk in chunks}
-        for row in rows:
-            chunk, start = row["source"]
-            write(arrays[id(chunk)][start : start + row["n_frames"]])
+        # Plain reads, not memory maps: mapped pages would count in the process's memory for the
+        # whole merge, so its peak would grow with the store.
+        row_bytes = specs[name]["dim"] * np.dtype(specs[name]["dtype"]).itemsize
+        handles = {id(chunk): open(chunk.path / f"{name}.bin", "rb") for chunk in chunks}
+        try:
+            for row in rows:
+                chunk, start = row["source"]
+                handle = handles[id(chunk)]
+                handle.seek(start * row_bytes)
+                data = handle.read(row["n_frames"] * row_bytes)
+                write(np.frombuffer(data, dtype=specs[name]["dtype"]).reshape(row["n_frames"], specs[name]["dim"]))
+        finally:
+            for handle in handles.values():
+                handle.close()
 
     table = pd.DataFrame([{k: v for k, v in row.items() if k != "source"} for row in rows])
     if existing is not None:
