@@ -92,12 +92,11 @@ def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: di
             needed[side] |= {name for name, _ in _layer_arrays(cfg.layer, checkpoint.num_layers, checkpoint.name)}
     for view in views.values():
         checkpoint = checkpoints[view.checkpoint]
-        layers = "all" if cfg.analysis == "layers" else view.layer  # experiment=layers scores every layer
         if view.view == "cnn":
             needed[view.checkpoint].add("cnn")
-        else:
-            needed[view.checkpoint] |= {name for name, _ in _layer_arrays(layers, checkpoint.num_layers,
-                                                                            checkpoint.name)}
+            continue
+        layers = "all" if cfg.analysis == "layers" else view.layer  # experiment=layers scores every layer
+        needed[view.checkpoint] |= {name for name, _ in _layer_arrays(layers, checkpoint.num_layers, checkpoint.name)}
     extra = cfg.extract.layers
     for side, checkpoint in checkpoints.items():
         if extra == "all":
