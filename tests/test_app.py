@@ -134,9 +134,9 @@ def test_too_many_clusters_is_a_one_line_error(tiny_pair: tuple[Path, Path], cor
 
 def test_shard_jobs_only_extract_and_the_analysis_reuses_their_store(tiny_pair: tuple[Path, Path],
                                                                      corpus_manifest: Path, tmp_path: Path) -> None:
-    base = overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["data.num_shards=2"]
+    base = overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["extract.num_shards=2"]
     for shard in (0, 1):
-        assert run(compose_config(base + [f"data.shard={shard}"])) == {}
+        assert run(compose_config(base + [f"extract.shard={shard}"])) == {}
     assert runs(tmp_path).empty  # extraction jobs log no analysis runs
     run(compose_config(base + ["model=pretrained"]))
     record = runs(tmp_path).iloc[0]

@@ -121,7 +121,8 @@ def test_run_on_a_saved_dataset_keeps_metadata(tiny_pair: tuple[Path, Path], sav
     data = ["data=hf", f"data.path={saved_dataset}", "data.text_column=sentence"]
     scores = run(compose_app(app_overrides(tiny_pair, data, tmp_path / "cache", tracking_dir)))
     assert 0 <= scores["ami"] <= 1
-    frames = EmbeddingStore(next((tmp_path / "cache" / "stores").iterdir())).frames()
+    corpus = load_hf_corpus(str(saved_dataset), text_column="sentence", cache_dir=tmp_path / "cache")
+    frames = EmbeddingStore(next((tmp_path / "cache" / "stores").iterdir()), corpus).frames()
     assert set(frames["gender"]) == {"f", "m"} and "speaker_id" in frames and "tokens" not in frames
 
 

@@ -140,7 +140,7 @@ def test_cli_on_a_kaldi_dir_windows_long_segments_and_keeps_metadata(tiny_pair: 
     result = subprocess.run([sys.executable, "-m", "run", *overrides, f"hydra.run.dir={tmp_path / 'out'}"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    store = EmbeddingStore(next((tmp_path / "cache" / "stores").iterdir()))
+    store = EmbeddingStore(next((tmp_path / "cache" / "stores").iterdir()), load_kaldi_dir(kaldi_dir))
     utterances = store.utterances().set_index("id")
     assert utterances.loc["long-2", "n_frames"] == 2099  # 42 s in 30 s windows: 20 ms frames, each once
     assert utterances.loc["long-2", "segment_start"] == 12.5

@@ -17,9 +17,9 @@ from w2vlens.tracking import tracking_uri
 pytestmark = pytest.mark.slurm
 
 CLUSTER_SCRIPT = REPO_ROOT / "scripts" / "slurm_cluster.sh"
-# The overrides that split the extraction into two shards: one place to change if the keys move.
-SHARD_COUNT = "data.num_shards=2"
-SHARD_SWEEP = "data.shard=0,1"
+# The overrides that split the extraction into two shards.
+SHARD_COUNT = "extract.num_shards=2"
+SHARD_SWEEP = "extract.shard=0,1"
 # The preset asks for a GPU node; this cluster is one small CPU node.
 LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
             "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=15", "hydra.launcher.array_parallelism=2"]

@@ -40,22 +40,21 @@ from w2vlens.compare import linear_cka
 from w2vlens.correlate import character_frequencies
 from w2vlens.data import Corpus, demo_corpus, load_manifest
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import Shard, extract
+from w2vlens.extract import Shard, checkpoint_arrays, extract, resolve_storage_dtype
 from w2vlens.figures import contingency_heatmap, layer_curves
 from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
 from w2vlens.metrics import cluster_summary, clustering_scores, contingency
-from w2vlens.models import BLANK_LABEL, load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.models import BLANK_LABEL, Checkpoint, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.plots import projection_panels
 from w2vlens.plots_errors import agreement_projection, confusion_figure
 from w2vlens.reduce import shared_knn_graphs
 from w2vlens.report import SCORES, characters_summary, paper_summary
 from w2vlens.silence import SILENCE_LABEL
-from w2vlens.store import EmbeddingStore
+from w2vlens.store import EmbeddingStore, layer_name
 from w2vlens.text import characters_outside, normalize_text
 from w2vlens.transcripts import ErrorFrames, annotator_columns
 
 log = logging.getLogger("w2vlens")
-SHARD_KEYS = ("num_shards", "shard")  # data.* keys that split the extraction, not the corpus
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 transformers.utils.logging.disable_progress_bar()  # one bar per weight file is noise in job logs
 
@@ -84,29 +83,62 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
             )
 
 
-def load_stores(cfg: DictConfig, checkpoints: set[str]
+def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: dict[str, Checkpoint]
+                  ) -> dict[str, set[str]]:
+    """The arrays each side's store must keep: what the views read (every layer for
+    `experiment=layers`), the fine-tuned logits (they label the frames), and `extract.layers` on
+    top (`all`: every view of both). A shard job, which cannot know the later analysis, also keeps
+    the CNN and `layer` of both sides."""
+    needed: dict[str, set[str]] = {side: set() for side in checkpoints}
+    needed["finetuned"].add("logits")
+    if cfg.extract.shard is not None:
+        needed["pretrained"].add("cnn")
+        for side, checkpoint in checkpoints.items():
+            needed[side] |= {name for name, _ in _layer_arrays(cfg.layer, checkpoint.num_layers, checkpoint.name)}
+    for view in views.values():
+        checkpoint = checkpoints[view.checkpoint]
+        if view.view == "cnn":
+            needed[view.checkpoint].add("cnn")
+            continue
+        layers = "all" if cfg.analysis == "layers" else view.layer  # experiment=layers scores every layer
+        needed[view.checkpoint] |= {name for name, _ in _layer_arrays(layers, checkpoint.num_layers, checkpoint.name)}
+    extra = cfg.extract.layers
+    for side, checkpoint in checkpoints.items():
+        if extra == "all":
+            needed[side] = set(checkpoint_arrays(checkpoint))
+        elif extra is not None:
+            needed[side] |= {name for name, _ in _layer_arrays(extra, checkpoint.num_layers, checkpoint.name,
+                                                                "extract.layers")}
+    return needed
+
+
+def load_stores(cfg: DictConfig, views: dict[str, DictConfig], sides: set[str]
                 ) -> tuple[Corpus, dict[str, EmbeddingStore | None], dict[str, bool]]:
     """Loads the pair's checkpoints (first, so a bad one fails before any data work), the corpus,
-    and extracts (or reuses) the store of each named side of the pair; the fine-tuned one always,
-    since its logits label the frames. Returns the corpus, the stores and which were cache hits.
-    With `data.shard` set, only that shard is extracted, and a store is None until all shards are."""
+    and extracts (or reuses, or extends) the store of each side in `sides` with the arrays `views`
+    read; the fine-tuned one always, since its logits label the frames. Returns the corpus, the
+    stores (joined with the corpus's transcripts and metadata) and which were cache hits.
+    With `extract.shard` set, only that shard is extracted, and a store is None until all shards are."""
     device = resolve_device(cfg.extract.device)
     dtype = resolve_dtype(cfg.extract.dtype, device)
-    shard = None if cfg.data.shard is None else Shard(int(cfg.data.shard), int(cfg.data.num_shards))
-    options = {"cache_dir": Path(cfg.cache_dir), "compute_dtype": dtype,
-               "storage_dtype": cfg.extract.storage_dtype, "batch_seconds": cfg.extract.batch_seconds,
-               "window_seconds": cfg.extract.window_seconds, "context_seconds": cfg.extract.context_seconds,
-               "chunk_seconds": cfg.extract.chunk_seconds, "shard": shard}
-    finetuned = load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)
-    if "pretrained" in checkpoints:
-        pretrained = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device, dtype=dtype)
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    corpus: Corpus = build(OmegaConf.create({key: value for key, value in data.items() if key not in SHARD_KEYS}))
-    check_transcripts(corpus, finetuned.vocabulary)
+    storage_dtype = resolve_storage_dtype(cfg.extract.storage_dtype, dtype)
+    shard = None if cfg.extract.shard is None else Shard(int(cfg.extract.shard), int(cfg.extract.num_shards))
+    options = {"cache_dir": Path(cfg.cache_dir), "compute_dtype": dtype, "storage_dtype": storage_dtype,
+               "batch_seconds": cfg.extract.batch_seconds, "window_seconds": cfg.extract.window_seconds,
+               "context_seconds": cfg.extract.context_seconds, "chunk_seconds": cfg.extract.chunk_seconds,
+               "shard": shard, "verify": bool(cfg.extract.verify), "loader_workers": cfg.extract.loader_workers}
+    checkpoints = {"finetuned": load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)}
+    if "pretrained" in sides:
+        checkpoints["pretrained"] = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device,
+                                                    dtype=dtype)
+    needed = needed_arrays(cfg, views, checkpoints)
+    corpus: Corpus = build(cfg.data)
+    check_transcripts(corpus, checkpoints["finetuned"].vocabulary)
     stores, hits = {}, {}
-    stores["finetuned"], hits["finetuned"] = extract(finetuned, corpus, **options)
+    for side in ("finetuned", "pretrained"):
+        if side in checkpoints:
+            stores[side], hits[side] = extract(checkpoints[side], corpus, arrays=needed[side], **options)
     if "pretrained" in checkpoints:
-        stores["pretrained"], hits["pretrained"] = extract(pretrained, corpus, **options)
         if shard is not None:
             return corpus, stores, hits
         if stores["pretrained"].n_frames != stores["finetuned"].n_frames:
@@ -119,25 +151,28 @@ def load_stores(cfg: DictConfig, checkpoints: set[str]
     return corpus, stores, hits
 
 
-def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int | None]]:
-    """(array name, layer index) for each layer the view asks for; the CNN view has no layer."""
-    if view.view == "cnn":
-        return [("cnn", None)]
-    layers = view.layer
+def _layer_arrays(layers: object, num_layers: int, model_name: str, key: str = "layer"
+                  ) -> list[tuple[str, int]]:
+    """(array name, layer index) for a layer spec: an index, a list of them, or `all`."""
     if layers == "all":
-        layers = list(range(store.num_layers + 1))
+        layers = list(range(num_layers + 1))
     elif not isinstance(layers, (list, ListConfig)):
         layers = [layers]
     names = []
     for layer in layers:
         try:
-            name = store.layer_name(int(layer))
-        except IndexError:
-            raise W2VLensError(
-                f"layer={layer}: {store.meta['checkpoint']} has layers 0..{store.num_layers}"
-            ) from None
+            name = layer_name(int(layer), num_layers)
+        except (IndexError, ValueError):
+            raise W2VLensError(f"{key}={layer}: {model_name} has layers 0..{num_layers}") from None
         names.append((name, int(name.split("_")[1])))
     return names
+
+
+def view_arrays(view: DictConfig, store: EmbeddingStore) -> list[tuple[str, int | None]]:
+    """(array name, layer index) for each layer the view asks for; the CNN view has no layer."""
+    if view.view == "cnn":
+        return [("cnn", None)]
+    return _layer_arrays(view.layer, store.num_layers, store.meta["checkpoint"])
 
 
 def layer_tag(analysis: str, views: dict[str, DictConfig], stores: dict[str, EmbeddingStore | None]) -> str:
@@ -199,7 +234,7 @@ def log_figure(figure: Figure, path: str, formats: tuple[str, ...] = ("png",)) -
 def run(cfg: DictConfig) -> dict[str, float]:
     """One job: extract, label, then score one view (the default), every layer of both models
     (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
-    headline metrics. A `data.shard` job only extracts its shard, for both checkpoints of the pair,
+    headline metrics. An `extract.shard` job only extracts its shard, for both checkpoints of the pair,
     and returns none."""
     check_config(cfg)
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cfg.cache_dir) / "numba"))  # UMAP compiles once per machine
@@ -207,11 +242,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
     analysis = cfg.analysis
     paper = analysis == "paper"
     views = dict(cfg[analysis].views) if analysis in ("paper", "layers") else {cfg.model.name: cfg.model}
-    sides = {view.checkpoint for view in views.values()} if cfg.data.shard is None else {"pretrained", "finetuned"}
-    corpus, stores, hits = load_stores(cfg, sides)
-    if cfg.data.shard is not None:
+    sides = {view.checkpoint for view in views.values()} if cfg.extract.shard is None else {"pretrained", "finetuned"}
+    corpus, stores, hits = load_stores(cfg, views, sides)
+    if cfg.extract.shard is not None:
         waiting = [side for side, store in stores.items() if store is None]
-        log.info("data.shard=%s of %s extracted; %s", cfg.data.shard, cfg.data.num_shards,
+        log.info("extract.shard=%s of %s extracted; %s", cfg.extract.shard, cfg.extract.num_shards,
                  f"waiting for other shards: {', '.join(waiting)}" if waiting else "every store is complete")
         return {}
     finetuned = stores["finetuned"]

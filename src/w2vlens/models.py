@@ -54,10 +54,23 @@ class Checkpoint:
         return int(self.model.config.num_hidden_layers)
 
 
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA, then Apple MPS, then the CPU."""
+    """`auto` picks CUDA, then Apple MPS, then the CPU; a named device must exist here."""
     if device != "auto":
-        return torch.device(device)
+        try:
+            chosen = torch.device(device)
+        except RuntimeError:
+            raise W2VLensError(f"extract.device={device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        if chosen.type == "cuda" and (not torch.cuda.is_available()
+                                      or (chosen.index or 0) >= torch.cuda.device_count()):
+            raise W2VLensError(f"extract.device={device}: no such CUDA GPU on this machine "
+                               f"({torch.cuda.device_count()} visible); use extract.device=auto or cpu")
+        if chosen.type == "mps" and not torch.backends.mps.is_available():
+            raise W2VLensError(f"extract.device={device}: Apple MPS is not available here; use auto or cpu")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
@@ -68,7 +81,9 @@ def resolve_device(device: str) -> torch.device:
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """`auto` is bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU."""
     if dtype != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        if dtype not in _DTYPES:
+            raise W2VLensError(f"extract.dtype={dtype!r}: use auto, {', '.join(_DTYPES)}")
+        return _DTYPES[dtype]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float16 if device.type == "mps" else torch.float32
@@ -127,6 +142,18 @@ def ctc_vocabulary(tokenizer: object, vocab_size: int) -> list[str]:
     return labels
 
 
+def _ctc_labels(name: str, vocab_size: int) -> list[str]:
+    """The CTC output labels from the checkpoint's tokenizer; without one its outputs have no names."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token (the CTC blank)")
+        return ctc_vocabulary(tokenizer, vocab_size)
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        raise W2VLensError(f"{name}: CTC checkpoint without a usable tokenizer (vocab.json and tokenizer_config.json "
+                           f"name its outputs): {str(error).splitlines()[0]}") from None
+
+
 def load_checkpoint(name: str, require_ctc: bool, device: torch.device, dtype: torch.dtype) -> Checkpoint:
     """Loads `name` for inference; with `require_ctc` it must carry a CTC head and tokenizer."""
     config = _load_config(name)
@@ -150,8 +177,8 @@ def load_checkpoint(name: str, require_ctc: bool, device: torch.device, dtype: t
             finally:
                 transformers_logging.set_verbosity(verbosity)
         feature_extractor = _feature_extractor(name, config)
-        vocabulary = ctc_vocabulary(AutoTokenizer.from_pretrained(name), config.vocab_size) if has_ctc else None
     except (OSError, ValueError) as error:
         raise W2VLensError(f"{name}: cannot load checkpoint: {str(error).splitlines()[0]}") from None
+    vocabulary = _ctc_labels(name, config.vocab_size) if has_ctc else None
     model.eval().to(device)
     return Checkpoint(name, model, feature_extractor, vocabulary, _fingerprint(name, config))
