@@ -240,8 +240,9 @@ class MlflowSweepCallback(Callback):
                 mlflow.log_table(_children_table(children, swept), artifact_file="tables/children.json")
                 mlflow.log_metric("children", len(children))
                 mlflow.log_metric("failed_children", len(failed))
-                scored = children.dropna(subset=[f"metrics.{m}" for m in SWEEP_METRICS if f"metrics.{m}" in children])
-                if not scored.empty and "metrics.ami" in scored:
+                columns = [f"metrics.{m}" for m in SWEEP_METRICS]
+                scored = children.dropna(subset=columns) if set(columns) <= set(children) else children.iloc[:0]
+                if not scored.empty:
                     figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS)
                     mlflow.log_figure(figure, "figures/children.png")
                     plt.close(figure)
