@@ -60,6 +60,7 @@ def test_parent_has_params_source_tags_and_a_dotless_children_table(tmp_path: Pa
 
     table = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/tables/children.json")
     assert not [column for column in table["columns"] if "." in column]
+    assert table["columns"][:7] == ["run_name", "status", "model", "cluster-k", "ami", "completeness", "homogeneity"]
     rows = {row["run_name"]: row for row in (dict(zip(table["columns"], data, strict=True)) for data in table["data"])}
     finished, failed = rows["pretrained kmeans k=5"], rows["finetuned kmeans k=99999"]
     assert {key: finished[key] for key in ("model", "cluster-k", "status")} == {

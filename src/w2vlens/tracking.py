@@ -157,15 +157,15 @@ def _children_table(children: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     """The sweep's children as the MLflow UI's table view can show them. The view reads a dotted
     column name as a nested path and shows `metrics.ami` as empty cells, so no name has a dot:
     `run_name`, `status`, each swept key with its dots as dashes (`cluster-k`; a group's `name`
-    for a config group such as `model`), the metrics without their prefix, `error`, `run_id`."""
+    for a config group such as `model`), the metrics without their prefix (`ami` first), `error`, `run_id`."""
     table = pd.DataFrame({"run_name": children["tags.mlflow.runName"], "status": children["status"]})
     for key in swept:
         column = next((c for c in (f"params.{key}", f"params.{key}.name") if c in children), None)
         if column is not None:
             table[key.replace(".", "-")] = children[column]
-    for column in children.columns:
-        if column.startswith("metrics."):
-            table[column.removeprefix("metrics.").replace(".", "-")] = children[column]
+    metrics = sorted(c.removeprefix("metrics.") for c in children.columns if c.startswith("metrics."))
+    for metric in sorted(metrics, key=lambda name: name not in SWEEP_METRICS):  # the headline ones first
+        table[metric.replace(".", "-")] = children[f"metrics.{metric}"]
     if f"tags.{ERROR_TAG}" in children:
         table[ERROR_TAG] = children[f"tags.{ERROR_TAG}"]
     table["run_id"] = children["run_id"]
