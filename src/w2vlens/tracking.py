@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+import pandas as pd
 from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
 from w2vlens.figures import sweep_comparison
@@ -133,11 +138,46 @@ def record_failed_job(store_dir: str | Path, experiment: str, error: str) -> Non
     client.set_terminated(run_id, "FAILED")
 
 
+def _sweep_overrides(config: DictConfig) -> dict[str, tuple[str, bool]]:
+    """The sweep's parameter space, key -> (value as typed, whether it is swept), e.g.
+    {'cluster.k': ('5,99999,7', True)}: the sweeper's `params`, then the command line's overrides,
+    which win, in the order Hydra's BasicSweeper reads them."""
+    sweeper_params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines = [f"{key}={value}" for key, value in sweeper_params.items()] + list(config.hydra.overrides.task)
+    return {override.key_or_group: (override.input_line.partition("=")[2], override.is_sweep_override())
+            for override in OverridesParser.create().parse_overrides(lines)}
+
+
+def _param_name(key: str) -> str:
+    """`key` as an MLflow param name: Hydra keys may hold characters MLflow refuses (`$`)."""
+    return re.sub(r"[^/\w.\- :]", "_", key)
+
+
+def _children_table(children: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """The sweep's children as the MLflow UI's table view can show them. The view reads a dotted
+    column name as a nested path and shows `metrics.ami` as empty cells, so no name has a dot:
+    `run_name`, `status`, each swept key with its dots as dashes (`cluster-k`; a group's `name`
+    for a config group such as `model`), the metrics without their prefix (`ami` first), `error`, `run_id`."""
+    table = pd.DataFrame({"run_name": children["tags.mlflow.runName"], "status": children["status"]})
+    for key in swept:
+        column = next((c for c in (f"params.{key}", f"params.{key}.name") if c in children), None)
+        if column is not None:
+            table[key.replace(".", "-")] = children[column]
+    metrics = sorted(c.removeprefix("metrics.") for c in children.columns if c.startswith("metrics."))
+    for metric in sorted(metrics, key=lambda name: name not in SWEEP_METRICS):  # the headline ones first
+        table[metric.replace(".", "-")] = children[f"metrics.{metric}"]
+    if f"tags.{ERROR_TAG}" in children:
+        table[ERROR_TAG] = children[f"tags.{ERROR_TAG}"]
+    table["run_id"] = children["run_id"]
+    return table.sort_values("run_name", ignore_index=True)
+
+
 class MlflowSweepCallback(Callback):
-    """Opens the parent run before a multirun's jobs start and closes it after the last one,
-    logging a table of the children's metrics to it. The parent ends FAILED, listing the failed
-    jobs, if any child failed; a sweep that stops early (interrupted, a launcher error) marks it
-    FAILED on exit rather than leave it RUNNING."""
+    """Opens the parent run before a multirun's jobs start and closes it after the last one, so
+    its duration is the whole sweep's, extraction included. Its params are the sweep's overrides
+    and swept values; at the end it logs a table and a chart of the children's metrics. The parent
+    ends FAILED, listing the failed jobs, if any child failed; a sweep that stops early
+    (interrupted, a launcher error) marks it FAILED on exit rather than leave it RUNNING."""
 
     def __init__(self, store_dir: str, experiment: str) -> None:
         self.store_dir = store_dir
@@ -148,12 +188,19 @@ class MlflowSweepCallback(Callback):
         experiment_id = configure(self.store_dir, self.experiment)
         sweep_dir = absolute_sweep_dir(config.hydra)
         overrides = " ".join(config.hydra.overrides.task)
-        run = MlflowClient().create_run(
-            experiment_id, run_name=f"sweep {Path(sweep_dir).name}",
-            tags={"sweep": "true", "sweep_dir": sweep_dir, "overrides": overrides, "git_commit": git_commit()},
-        )
+        params = _sweep_overrides(config)
+        # The source tags a job's run gets from mlflow.start_run (user, entry point, commit), which
+        # the UI shows as "Created by" and "Source"; create_run alone sets none of them.
+        commit = git_commit()
+        tags = resolve_tags({"sweep": "true", "sweep_dir": sweep_dir, "overrides": overrides, "git_commit": commit})
+        if MLFLOW_GIT_COMMIT not in tags and commit != "unknown":
+            tags[MLFLOW_GIT_COMMIT] = commit
+        client = MlflowClient()
+        run = client.create_run(experiment_id, run_name=f"sweep {Path(sweep_dir).name}", tags=tags)
         self.parent_run_id = run.info.run_id
         atexit.register(self._abandon)
+        client.log_batch(self.parent_run_id, params=[
+            Param(_param_name(key), value[:_PARAM_VALUE_LIMIT]) for key, (value, _) in params.items()])
         log.info("MLflow parent run %s for sweep %s", self.parent_run_id, sweep_dir)
 
     def _abandon(self) -> None:
@@ -188,14 +235,14 @@ class MlflowSweepCallback(Callback):
             for error in [row.get(f"tags.{ERROR_TAG}")]
         ]
         if not children.empty:
-            keep = ["run_id", "tags.mlflow.runName", "status"]
-            keep += [c for c in children.columns if c.startswith("metrics.")]
+            swept = [key for key, (_, is_swept) in _sweep_overrides(config).items() if is_swept]
             with mlflow.start_run(run_id=parent_run_id):
-                mlflow.log_table(children[keep], artifact_file="tables/children.json")
+                mlflow.log_table(_children_table(children, swept), artifact_file="tables/children.json")
                 mlflow.log_metric("children", len(children))
                 mlflow.log_metric("failed_children", len(failed))
-                scored = children.dropna(subset=[f"metrics.{m}" for m in SWEEP_METRICS if f"metrics.{m}" in children])
-                if not scored.empty and "metrics.ami" in scored:
+                columns = [f"metrics.{m}" for m in SWEEP_METRICS]
+                scored = children.dropna(subset=columns) if set(columns) <= set(children) else children.iloc[:0]
+                if not scored.empty:
                     figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS)
                     mlflow.log_figure(figure, "figures/children.png")
                     plt.close(figure)
