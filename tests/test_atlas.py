@@ -50,17 +50,17 @@ def test_labels_sit_at_each_labels_median_and_skip_blank_and_silence() -> None:
 
 def test_a_projection_run_logs_its_atlas_table_and_cluster_audio(tiny_pair: tuple[Path, Path],
                                                                 corpus_manifest: Path, tmp_path: Path) -> None:
+    from helpers import compose_app, overrides_for, runs
     from mlflow.tracking import MlflowClient
-    from test_app import compose_config, overrides_for, runs
 
     from w2vlens.app import run
 
-    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["reduce=pca", "listen.frames=3"]))
-    run_id = runs(tmp_path).run_id.iloc[0]
+    run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["reduce=pca", "listen.frames=3"]))
+    record = runs(tmp_path).iloc[0]
+    run_id = record.run_id
     client = MlflowClient()
     table = pd.read_parquet(client.download_artifacts(run_id, "atlas/pca_layer_02.parquet", str(tmp_path)))
-    frames = pd.read_parquet(next((tmp_path / "cache").rglob("frames.parquet")))
-    assert len(table) == len(frames) and {"x", "y", "label", "cluster", "utterance", "time", "text"} <= set(table)
+    assert len(table) == record["metrics.frames"] and {"x", "y", "label", "cluster", "utterance", "time", "text"} <= set(table)
     page = Path(client.download_artifacts(run_id, "clusters.html", str(tmp_path))).read_text()
     audio = [item.path for item in client.list_artifacts(run_id, "audio")]
     assert len(audio) == table["cluster"].nunique() and all(f'src="{path}"' in page for path in audio)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, app_overrides, compose_app
+from helpers import REPO_ROOT, app_overrides, compose_app
 from hydra.errors import ConfigCompositionException
 
 from w2vlens.app import run

@@ -11,7 +11,8 @@ from w2vlens.audio import load_audio
 from w2vlens.data import load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import extract
-from w2vlens.models import BLANK_LABEL, load_checkpoint
+from w2vlens.labels import BLANK_LABEL
+from w2vlens.models import load_checkpoint
 
 CPU = torch.device("cpu")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import REPO_ROOT, app_overrides, compose_app
 from datasets import Audio, ClassLabel, Dataset
+from helpers import REPO_ROOT, app_overrides, compose_app
 
 from w2vlens.app import run
 from w2vlens.audio import load_audio

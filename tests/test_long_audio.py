@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, write_long_recording
+from helpers import REPO_ROOT, write_long_recording
 
 from w2vlens import extract as extract_module
 from w2vlens.analysis import label_frames

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import write_corpus
+from helpers import write_corpus
 
 from w2vlens.audio import audio_duration
 from w2vlens.data import load_manifest

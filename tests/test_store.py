@@ -147,7 +147,7 @@ def test_the_batch_plan_is_in_the_key(finetuned: object, corpus_manifest: Path) 
 
 
 def test_a_resumed_run_completes_the_same_batches(finetuned: object, tmp_path: Path) -> None:
-    from conftest import write_corpus
+    from helpers import write_corpus
 
     corpus = load_manifest(write_corpus(tmp_path / "corpus", n=12))
     forward, calls = finetuned.model.forward, []
@@ -288,7 +288,7 @@ def test_bad_extract_options_are_one_line(tiny_pair: tuple[Path, Path]) -> None:
 
 
 def test_ctc_checkpoint_without_a_tokenizer_is_one_line(tmp_path: Path) -> None:
-    from conftest import save_tiny_pair
+    from helpers import save_tiny_pair
 
     _, finetuned_dir = save_tiny_pair(tmp_path)
     for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):

@@ -5,26 +5,28 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from pytorch_lightning.loggers import Logger
 
+from w2vlens import tables as paper_tables
 from w2vlens.align import AlignmentError, encode_transcript, forced_align
 from w2vlens.compare import linear_cka
 from w2vlens.errors import W2VLensError
 from w2vlens.faithfulness import continuity, knn_preservation, trustworthiness
+from w2vlens.labels import BLANK_LABEL, SILENCE_LABEL, UNALIGNED, WORD_DELIMITER
 from w2vlens.metrics import character_error_rate
-from w2vlens.models import BLANK_LABEL
 from w2vlens.probe import ProbeResult, error_detection_auroc, train_probe
-from w2vlens.silence import SILENCE_LABEL, pause_frames, score_silence, split_blank
+from w2vlens.silence import pause_frames, score_silence, split_blank
 from w2vlens.tables import table2, table3
-from w2vlens.text import WORD_DELIMITER, normalize_text
+from w2vlens.text import normalize_text
 from w2vlens.transcripts import ErrorFrames, annotator_columns, error_category_names, greedy_transcript
 
 log = logging.getLogger(__name__)
-UNALIGNED = "unaligned"
 
 
 @dataclass
@@ -85,9 +87,11 @@ def silence_scores(classes: np.ndarray, utterances: pd.DataFrame, frame_seconds:
 
 
 def projection_faithfulness(embeddings: np.ndarray, coords: np.ndarray, raw_clusters: np.ndarray,
-                            neighbours: int, sample: int, seed: int) -> dict[str, float]:
-    """What the 2-D coordinates keep of the embeddings (paper Table 2 and neighbourhood scores)."""
-    agreement = table2(raw_clusters, coords, seed=seed)
+                            neighbours: int, sample: int, seed: int,
+                            kmeans: Callable[..., object] | None = None) -> dict[str, float]:
+    """What the 2-D coordinates keep of the embeddings (paper Table 2, with the run's K-means
+    `kmeans`, and the neighbourhood scores)."""
+    agreement = table2(raw_clusters, coords, seed=seed, kmeans=kmeans)
     return {f"projection_{name}": value for name, value in agreement.items()} | {
         "trustworthiness": trustworthiness(embeddings, coords, k=neighbours, sample=sample, seed=seed),
         "continuity": continuity(embeddings, coords, k=neighbours, sample=sample, seed=seed),
@@ -149,10 +153,11 @@ class ProbeReport:
 
 
 def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrames, utterances: pd.DataFrame,
-                  settings: dict, seed: int, tracking_uri: str | None, run_id: str | None) -> ProbeReport:
+                  settings: dict, seed: int, logger: Logger | None = None) -> ProbeReport:
     """Trains the probe to tell correct frames from each annotator-agreement level of error, once
     without and once with class weights, on one utterance-level split stratified by category, and
-    compares their error detection with the model's own confidence (max CTC posterior)."""
+    compares their error detection with the model's own confidence (max CTC posterior). `logger`
+    (a Lightning logger) receives the training curves."""
     annotated = np.flatnonzero(errors.counts >= 0)
     utterance_ids = np.empty(len(errors.counts), dtype=object)
     for utt in utterances.itertuples():
@@ -161,8 +166,7 @@ def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrame
     targets = errors.counts[annotated]  # class k = "k/K" annotators call the frame an error; 0 = correct
     features = np.asarray(embeddings[annotated], dtype=np.float32)
     results = {weighting: train_probe(features, targets, utterance_ids[annotated], class_names, **settings, seed=seed,
-                                      class_weighting=weighting, metric_prefix=prefix,
-                                      mlflow_tracking_uri=tracking_uri, mlflow_run_id=run_id)
+                                      class_weighting=weighting, metric_prefix=prefix, logger=logger)
                for weighting, prefix in ((None, "probe"), ("balanced", "probe_balanced"))}
     plain, balanced = results[None], results["balanced"]
     test_frames = annotated[plain.test_rows]
@@ -173,3 +177,21 @@ def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrame
     auroc["probe_balanced_auroc"] = error_detection_auroc(is_error, balanced.error_probability(),
                                                           confidence)["probe_auroc"]
     return ProbeReport(plain, balanced, auroc)
+
+
+def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.DataFrame) -> ErrorFrames | None:
+    """Figure 2's categories (how many annotators call each predicted character a mistake), or None
+    when the corpus has no annotator transcripts."""
+    columns = annotator_columns(utterances)
+    if not columns:
+        return None
+    return paper_tables.error_categories(
+        labels.pseudo, vocabulary, utterances["offset"].tolist(), {c: utterances[c].tolist() for c in columns},
+        pauses=labels.classes == SILENCE_LABEL, blank=BLANK_LABEL, ids=utterances["id"].astype(str).tolist())
+
+
+def majority_blank_clusters(clusters: np.ndarray, label_ids: np.ndarray, blank: int) -> int:
+    """How many clusters have the blank as their majority label (the cluster-majority view's problem)."""
+    keep = label_ids >= 0
+    table = pd.crosstab(clusters[keep], label_ids[keep])
+    return int((table.idxmax(axis=1) == blank).sum())

@@ -6,7 +6,8 @@ Kaldi data dirs (`w2vlens.kaldi`) and Hugging Face datasets (`w2vlens.hf_data`) 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,9 @@ class Corpus:
 
     name: str
     utterances: list[Utterance]
+    # The transcripts the corpus's model was fine-tuned on, where the corpus knows them (the demo's
+    # train split): Table 4-5's frequency correlations read them. Read on demand: it may build data.
+    finetuning_texts: Callable[[], list[str]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -122,5 +126,10 @@ def demo_corpus(split: str = "test", seed: int = 0, cache_dir: str | Path | None
     if split not in SPLIT_SIZES:
         raise W2VLensError(f"demo corpus split must be one of {sorted(SPLIT_SIZES)}, not {split!r}")
     manifest = build_demo_split(Path(cache_dir) if cache_dir else default_cache_dir(), split, seed=seed)
-    return load_manifest(manifest, name=f"demo-{split}")
+    corpus = load_manifest(manifest, name=f"demo-{split}")
+
+    def train_texts() -> list[str]:  # the demo model was fine-tuned on the train split
+        return [utt.text for utt in demo_corpus("train", seed, cache_dir).utterances if utt.text]
+
+    return replace(corpus, finetuning_texts=train_texts)
 

@@ -14,6 +14,8 @@ trustworthiness with the two spaces swapped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import faiss
 import numpy as np
 from sklearn.manifold import trustworthiness as _sklearn_trustworthiness
@@ -24,16 +26,19 @@ from w2vlens.metrics import clustering_scores
 from w2vlens.reduce import sample_rows
 
 
-def cluster_agreement(raw_clusters: np.ndarray, low_dim: np.ndarray, seed: int = 0,
-                      n_init: int = 3) -> dict[str, float]:
+def cluster_agreement(raw_clusters: np.ndarray, low_dim: np.ndarray, seed: int = 0, n_init: int = 3,
+                      kmeans: Callable[..., object] | None = None) -> dict[str, float]:
     """AMI, homogeneity and completeness of K-means on the 2-D coordinates (as many clusters as
     `raw_clusters`, the K-means clustering of the raw embeddings) against the raw clustering, the
     reference: homogeneity is high when each 2-D cluster holds one raw cluster, completeness when
     each raw cluster stays in one 2-D cluster. Restarts (`n_init`) keep a K-means local optimum
-    from passing for information the projection lost."""
+    from passing for information the projection lost. `kmeans` (n_clusters=k -> an unfitted
+    K-means) makes it the run's own estimator, as the paper used the same K-means on both sides;
+    without it, `KMeans(k, n_init, seed)`."""
     _check_rows(raw_clusters, low_dim)
     k = len(np.unique(raw_clusters))
-    flat = KMeans(k, n_init=n_init, seed=seed).fit(low_dim).labels_
+    estimator = kmeans(n_clusters=k) if kmeans is not None else KMeans(k, n_init=n_init, seed=seed)
+    flat = estimator.fit(low_dim).labels_
     scores = clustering_scores(raw_clusters, flat)
     return {name: scores[name] for name in ("ami", "homogeneity", "completeness")}
 

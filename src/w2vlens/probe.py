@@ -20,7 +20,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.loggers import Logger
 from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -221,13 +221,6 @@ class ProbeModule(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-class _ExistingRunLogger(MLFlowLogger):
-    """MLFlowLogger into a run the caller owns: Lightning's `finalize` would mark it finished."""
-
-    def finalize(self, status: str = "success") -> None:
-        pass
-
-
 @dataclass
 class ClassifierScores:
     """Test-split scores of one classifier."""
@@ -253,12 +246,11 @@ class ProbeResult:
         """P(not `correct_class`) per test frame."""
         return 1.0 - self.test_probabilities[:, self.class_names.index(correct_class)]
 
-    def metrics(self, prefix: str = "probe") -> dict[str, float]:
-        """Flat test metrics for logging: `{prefix}_test_*` for the probe, `{prefix}_{baseline}_test_*`."""
-        scores = {prefix: self.probe} | {f"{prefix}_{name}": s for name, s in self.baselines.items()}
-        return {f"{name}_test_balanced_accuracy": s.balanced_accuracy for name, s in scores.items()} | {
-            f"{name}_test_f1_{cls}": float(s.report.at[cls, "f1"]) for name, s in scores.items()
-            for cls in self.class_names}
+    def balanced_accuracies(self) -> dict[str, float]:
+        """Test balanced accuracy of the probe (`probe`) and of each baseline; per-class scores are
+        in each classifier's `report` table."""
+        return {"probe": self.probe.balanced_accuracy} | {
+            name: scores.balanced_accuracy for name, scores in self.baselines.items()}
 
 
 def _scores(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> ClassifierScores:
@@ -316,8 +308,8 @@ def _quiet_lightning() -> Iterator[None]:
 
 def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.ndarray, class_names: Sequence[str],
                 hidden: int = 256, depth: int = 1, dropout: float = 0.1, lr: float = 1e-3, max_epochs: int = 20,
-                batch_size: int = 512, seed: int = 0, patience: int = 3, mlflow_tracking_uri: str | None = None,
-                mlflow_run_id: str | None = None, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                batch_size: int = 512, seed: int = 0, patience: int = 3, logger: Logger | None = None,
+                fractions: Sequence[float] = (0.8, 0.1, 0.1),
                 weight_decay: float = 0.01, baseline_max_frames: int = 20000, baseline_max_iter: int = 200,
                 metric_prefix: str = "probe", class_weighting: str | None = "balanced") -> ProbeResult:
     """Trains the probe with early stopping on the validation loss and scores it and the baselines on
@@ -326,8 +318,8 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
     by n / (classes · count) in the loss and in the logistic baseline; None trains plainly, as the
     paper's classifier (whose confusion matrix shows most mistakes recognised as correct).
 
-    With `mlflow_tracking_uri` and `mlflow_run_id`, per-epoch losses and the test metrics go into that
-    existing run (left running: the caller ends it); without them nothing is logged.
+    `logger` (a Lightning logger, e.g. `w2vlens.tracking.lightning_logger`) receives the per-epoch
+    losses as `{metric_prefix}_train_loss` and `_val_loss`; without one nothing is logged.
     """
     if class_weighting not in (None, "balanced"):
         raise W2VLensError(f"class_weighting must be 'balanced' or None, got {class_weighting!r}")
@@ -336,8 +328,6 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
     if targets.size and (targets.min() < 0 or targets.max() >= len(class_names)):
         raise W2VLensError(f"targets must be class ids in [0, {len(class_names)}), "
                            f"got {targets.min()}..{targets.max()}")
-    if (mlflow_tracking_uri is None) != (mlflow_run_id is None):
-        raise W2VLensError("MLflow logging needs both a tracking URI and a run id")
     pl.seed_everything(seed, workers=True, verbose=False)
     data = ProbeDataModule(embeddings, targets, utterance_ids, batch_size, fractions, seed)
     scaler = data.scaler()
@@ -346,14 +336,13 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
     weights = (balanced_class_weights(targets[data.splits["train"]], len(class_names)) if class_weighting
                else np.ones(len(class_names)))
     model.set_statistics(scaler, weights)
-    logger = (_ExistingRunLogger(tracking_uri=mlflow_tracking_uri, run_id=mlflow_run_id)
-              if mlflow_run_id is not None else False)
     monitor = f"{metric_prefix}_val_loss"
     train_batches = -(-len(data.splits["train"]) // batch_size)
     with tempfile.TemporaryDirectory(prefix="w2vlens-probe-") as scratch, _quiet_lightning():
         checkpoint = ModelCheckpoint(dirpath=scratch, monitor=monitor, save_top_k=1, save_weights_only=True)
         trainer = pl.Trainer(
-            max_epochs=max_epochs, logger=logger, default_root_dir=scratch, deterministic=True,
+            max_epochs=max_epochs, logger=logger if logger is not None else False, default_root_dir=scratch,
+            deterministic=True,
             callbacks=[EarlyStopping(monitor=monitor, patience=patience), checkpoint],
             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=min(50, train_batches),
@@ -367,8 +356,6 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
                                     class_weighting),
                          test_rows, probabilities, {name: len(rows) for name, rows in data.splits.items()},
                          trainer.current_epoch)
-    if logger:
-        logger.log_metrics(result.metrics(metric_prefix))
     return result
 
 

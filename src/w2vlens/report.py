@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from w2vlens.labels import SCORES
+
 # Grósz et al., Tables 1-3 (AMI, homogeneity, completeness).
 PAPER_TABLE1 = {
     ("pretrained", "kmeans"): (0.15, 0.25, 0.10),
@@ -31,7 +33,6 @@ PAPER_TABLE4 = {
 PAPER_TABLE5 = ["44 – 94%: B, C, D, G, H, N, Å, Ö", "94 – 96%: E, I, J, L, M, O, Y", "96 – 98%: A, K, P, R, S, T, U, V"]
 PAPER_CORRELATIONS = {"pre_vs_fine_pearson_r": 0.35, "frequency_vs_fine_pearson_r": 0.38, "multiple_r": 0.52}
 PAPER_CLUSTER_CER = 0.834
-SCORES = ("ami", "homogeneity", "completeness")
 
 
 def _cell(ours: float, paper: tuple[float, ...] | None, index: int) -> str:

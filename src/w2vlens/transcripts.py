@@ -37,12 +37,10 @@ from rapidfuzz.distance import Levenshtein
 
 from w2vlens.data import ANNOTATOR_PREFIX
 from w2vlens.errors import W2VLensError
-from w2vlens.models import BLANK_LABEL
-from w2vlens.text import WORD_DELIMITER, characters_outside, normalize_text
+from w2vlens.labels import BLANK_LABEL, CORRECT, UNANNOTATED, WORD_DELIMITER
+from w2vlens.text import characters_outside, normalize_text
 
 log = logging.getLogger(__name__)
-CORRECT = "correct"
-UNANNOTATED = "unannotated"
 UNKNOWN_CHARACTER = "\ufffd"  # what a multi-character token such as <unk> emits: one character, one span
 
 

@@ -9,8 +9,8 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from w2vlens.errors import W2VLensError
-from w2vlens.figures import layer_curves
-from w2vlens.plots import SPECIAL_COLOURS, marker_style, projection_panels
+from w2vlens.figures import layer_curves, projection_panels
+from w2vlens.figures.projections import SPECIAL_COLOURS, marker_style
 
 VIEWS = ("cnn", "pretrained", "finetuned")
 
@@ -131,7 +131,7 @@ def test_layer_curves_tick_whole_layers() -> None:
 
 
 def test_titles_name_the_cnn_view_once() -> None:
-    from w2vlens.app import view_title
+    from w2vlens.pipelines.view import view_title
 
     assert view_title("cnn", "cnn") == "cnn"
     assert view_title("finetuned", "layer_04") == "finetuned layer_04"

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from w2vlens.errors import W2VLensError
-from w2vlens.plots_errors import CORRECT_COLOUR, agreement_projection, confusion_figure
+from w2vlens.figures.errors import CORRECT_COLOUR, agreement_projection, confusion_figure
 
 
 def test_agreement_projection_draws_correct_first_in_grey() -> None:

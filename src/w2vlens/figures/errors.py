@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import re
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from w2vlens.errors import W2VLensError  # noqa: E402
-from w2vlens.transcripts import CORRECT, UNANNOTATED  # noqa: E402
+from w2vlens.errors import W2VLensError
+from w2vlens.labels import CORRECT, UNANNOTATED
 
 CORRECT_COLOUR = "#d9d9d9"
 _AGREEMENT = re.compile(r"^(\d+)/(\d+)$")

@@ -14,18 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 
-import matplotlib
+import colorcet
+import matplotlib.patheffects as path_effects
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import Normalize, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import colorcet  # noqa: E402
-import matplotlib.patheffects as path_effects  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize, to_rgba  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from w2vlens.errors import W2VLensError  # noqa: E402
+from w2vlens.errors import W2VLensError
 
 SPECIAL_COLOURS = {"silence": "#1a1a1a", "blank": "#b0b0b0"}
 LEGEND_ENTRIES = 60  # more categories than this are drawn but only the most frequent are listed
