@@ -60,7 +60,8 @@ def test_a_projection_run_logs_its_atlas_table_and_cluster_audio(tiny_pair: tupl
     run_id = record.run_id
     client = MlflowClient()
     table = pd.read_parquet(client.download_artifacts(run_id, "atlas/pca_layer_02.parquet", str(tmp_path)))
-    assert len(table) == record["metrics.frames"] and {"x", "y", "label", "cluster", "utterance", "time", "text"} <= set(table)
+    assert len(table) == record["metrics.frames"]
+    assert {"x", "y", "label", "cluster", "utterance", "time", "text"} <= set(table)
     page = Path(client.download_artifacts(run_id, "clusters.html", str(tmp_path))).read_text()
     audio = [item.path for item in client.list_artifacts(run_id, "audio")]
     assert len(audio) == table["cluster"].nunique() and all(f'src="{path}"' in page for path in audio)
