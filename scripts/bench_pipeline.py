@@ -252,11 +252,13 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     """Wall time of each stage of `experiment=paper` on stores of `n_frames` x `dim` (see the module
     docstring); the demo pair's real stores are extracted first (cached) and are not timed."""
     import w2vlens.app as app
+    import w2vlens.pipelines.paper as paper
+    import w2vlens.probe as probe
     import w2vlens.reduce as reduce
     from w2vlens.cluster import KMeans as OurKMeans
     from w2vlens.config import register_resolvers
-    from w2vlens.probe import train_probe
     from w2vlens.reduce import _Projection
+    from w2vlens.result import Result
 
     register_resolvers()
     scratch = Path(tempfile.mkdtemp(prefix="bench-paper-"))
@@ -264,7 +266,9 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
 
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=paper", f"tracking.dir={scratch / 'mlruns'}"])
-    corpus, demo_stores, hits = app.load_stores(cfg, {"pretrained", "finetuned"})
+    views = dict(cfg.paper.views)
+    checkpoints = app.load_checkpoints(cfg, {"pretrained", "finetuned"})
+    demo_stores, _ = app.extract_stores(cfg, app.build(cfg.data), checkpoints, views)
     last = demo_stores["finetuned"].layer_name(-1)
     stores = {
         "pretrained": scaled_store(demo_stores["pretrained"], scratch / "pretrained", n_frames, dim, ["cnn", last], 1),
@@ -272,17 +276,18 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     }
     print(f"paper stage: {stores['finetuned'].n_frames:,} frames x {dim} dims per view", flush=True)
     clock = StageClock()
-    app.load_stores = lambda *_args: (corpus, stores, {side: True for side in stores})
-    for name in ("label_frames", "silence_scores", "projection_faithfulness", "view_comparison", "run_characters",
-                 "projection_panels", "agreement_projection", "confusion_figure", "log_figure"):
+    app.extract_stores = lambda *_args: (stores, {side: True for side in stores})
+    for name in ("label_frames", "silence_scores"):
         setattr(app, name, clock.wrap(name, getattr(app, name)))
-    app.paper_tables.error_categories = clock.wrap("error_categories", app.paper_tables.error_categories)
+    for name in ("projection_faithfulness", "view_comparison", "characters", "projection_panels",
+                 "agreement_projection", "confusion_figure"):
+        setattr(paper, name, clock.wrap(name, getattr(paper, name)))
+    Result.add_figure = clock.wrap("saving figures", Result.add_figure)
+    paper.paper_tables.error_categories = clock.wrap("error_categories", paper.paper_tables.error_categories)
     OurKMeans.fit = clock.wrap("k-means", OurKMeans.fit)
     _Projection.fit_transform = clock.wrap("projections (PCA, t-SNE, UMAP)", _Projection.fit_transform)
     reduce.knn_graph = clock.wrap("exact kNN graphs", reduce.knn_graph)
-    import w2vlens.analysis as analysis
-
-    analysis.train_probe = clock.wrap("mistake probe (Lightning)", train_probe)
+    probe.train_probe = clock.wrap("mistake probe (Lightning)", probe.train_probe)
     total, _ = timed(lambda: clock.wrap("other (MLflow logging, tables, summary)", app.run)(cfg))
     return [("whole experiment=paper", total)] + sorted(clock.seconds.items(), key=lambda item: -item[1])
 

@@ -11,11 +11,11 @@ import torch
 from helpers import REPO_ROOT, write_long_recording
 
 from w2vlens import extract as extract_module
-from w2vlens.analysis import label_frames
 from w2vlens.audio import audio_windows, load_audio
 from w2vlens.data import Corpus, Utterance, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import Window, extract, plan_windows
+from w2vlens.frames import label_frames
 from w2vlens.models import load_checkpoint
 
 CPU = torch.device("cpu")

@@ -305,9 +305,9 @@ def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
     Averaged over four K-means seeds: one clustering is chaotic in its input (a single seed moved
     by 0.003 when measured, the other three by at most 0.0002), the expected AMI is what storage
     must not change."""
-    from w2vlens.analysis import label_frames
     from w2vlens.cluster import KMeans
     from w2vlens.data import demo_corpus
+    from w2vlens.frames import label_frames
     from w2vlens.metrics import clustering_scores
     from w2vlens.paths import DEMO_PAIR_DIR
 

@@ -16,10 +16,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from w2vlens import tracking
-from w2vlens.analysis import label_frames, silence_scores
 from w2vlens.data import Corpus
 from w2vlens.errors import W2VLensError
 from w2vlens.extract import Shard, checkpoint_arrays, extract, resolve_storage_dtype
+from w2vlens.frames import label_frames, silence_scores
 from w2vlens.models import Checkpoint, load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.pipelines.layers import run_layers
 from w2vlens.pipelines.paper import PaperView, run_paper

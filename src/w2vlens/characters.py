@@ -82,3 +82,10 @@ def per_character_accuracy(clusters: np.ndarray, labels: np.ndarray, label_names
     table["accuracy"] = table["correct"] / table["frames"]
     table.index.name = "label"
     return table
+
+
+def majority_blank_clusters(clusters: np.ndarray, label_ids: np.ndarray, blank: int) -> int:
+    """How many clusters have the blank as their majority label (the cluster-majority view's problem)."""
+    keep = label_ids >= 0
+    table = pd.crosstab(clusters[keep], label_ids[keep])
+    return int((table.idxmax(axis=1) == blank).sum())

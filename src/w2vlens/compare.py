@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from w2vlens.errors import W2VLensError
 from w2vlens.reduce import sample_rows
+from w2vlens.tables import table3
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray, max_points: int | None = 10_000, seed: int = 0) -> float:
@@ -28,3 +30,13 @@ def linear_cka(X: np.ndarray, Y: np.ndarray, max_points: int | None = 10_000, se
     if denominator == 0:
         raise W2VLensError("CKA is undefined for a view without variance")
     return float(np.linalg.norm(y.T @ x) ** 2 / denominator)
+
+
+def view_comparison(embeddings: dict[str, np.ndarray], clusters: dict[str, np.ndarray],
+                    cka_points: int, seed: int) -> pd.DataFrame:
+    """Paper Table 3 (`w2vlens.tables.table3`: the later view's clusters are the reference) with
+    columns `earlier`, `later`, AMI, homogeneity, completeness, plus linear CKA of the embeddings."""
+    table = table3(clusters).reset_index()
+    table["linear_cka"] = [linear_cka(embeddings[row.earlier], embeddings[row.later], max_points=cka_points, seed=seed)
+                           for row in table.itertuples()]
+    return table

@@ -89,3 +89,16 @@ def _neighbours(points: np.ndarray, k: int) -> np.ndarray:
     _, ids = index.search(np.ascontiguousarray(points), k + 1)
     is_self = ids == np.arange(len(points))[:, None]
     return np.take_along_axis(ids, np.argsort(is_self, axis=1, kind="stable"), axis=1)[:, :k]
+
+
+def projection_faithfulness(embeddings: np.ndarray, coords: np.ndarray, raw_clusters: np.ndarray,
+                            neighbours: int, sample: int, seed: int,
+                            kmeans: Callable[..., object] | None = None) -> dict[str, float]:
+    """What the 2-D coordinates keep of the embeddings (paper Table 2, with the run's K-means
+    `kmeans`, and the neighbourhood scores)."""
+    agreement = cluster_agreement(np.asarray(raw_clusters), np.asarray(coords), seed=seed, kmeans=kmeans)
+    return {f"projection_{name}": value for name, value in agreement.items()} | {
+        "trustworthiness": trustworthiness(embeddings, coords, k=neighbours, sample=sample, seed=seed),
+        "continuity": continuity(embeddings, coords, k=neighbours, sample=sample, seed=seed),
+        "knn_preservation": knn_preservation(embeddings, coords, k=neighbours, sample=sample, seed=seed),
+    }

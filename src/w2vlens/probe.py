@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from w2vlens.errors import W2VLensError
+from w2vlens.transcripts import ErrorFrames, error_category_names
 
 SPLITS = ("train", "val", "test")
 _CHUNK = 65536  # rows per read when accumulating statistics over a memmap
@@ -372,3 +373,41 @@ def error_detection_auroc(is_error: np.ndarray, probe_error_probability: np.ndar
     return {"probe_auroc": float(roc_auc_score(is_error, probe_error_probability)),
             "confidence_auroc": float(roc_auc_score(is_error, 1.0 - np.asarray(max_posterior))),
             "frames": float(len(is_error)), "error_rate": float(is_error.mean())}
+
+
+@dataclass
+class ProbeReport:
+    """Paper Figure 3: the mistake probe trained as the paper did (`plain`: no class weights) and,
+    as our extra on the same split, with balanced class weights, plus error-detection AUROCs of
+    both beside the model's own confidence (max CTC posterior)."""
+
+    plain: ProbeResult
+    balanced: ProbeResult
+    auroc: dict[str, float]
+
+
+def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrames, utterances: pd.DataFrame,
+                  settings: dict, seed: int, logger: Logger | None = None) -> ProbeReport:
+    """Trains the probe to tell correct frames from each annotator-agreement level of error, once
+    without and once with class weights, on one utterance-level split stratified by category, and
+    compares their error detection with the model's own confidence (max CTC posterior). `logger`
+    (a Lightning logger) receives the training curves."""
+    annotated = np.flatnonzero(errors.counts >= 0)
+    utterance_ids = np.empty(len(errors.counts), dtype=object)
+    for utt in utterances.itertuples():
+        utterance_ids[utt.offset : utt.offset + utt.n_frames] = utt.id
+    class_names = error_category_names(errors.n_annotators)
+    targets = errors.counts[annotated]  # class k = "k/K" annotators call the frame an error; 0 = correct
+    features = np.asarray(embeddings[annotated], dtype=np.float32)
+    results = {weighting: train_probe(features, targets, utterance_ids[annotated], class_names, **settings, seed=seed,
+                                      class_weighting=weighting, metric_prefix=prefix, logger=logger)
+               for weighting, prefix in ((None, "probe"), ("balanced", "probe_balanced"))}
+    plain, balanced = results[None], results["balanced"]
+    test_frames = annotated[plain.test_rows]
+    posteriors = torch.softmax(torch.from_numpy(np.array(logits[test_frames], dtype=np.float32)), dim=-1)
+    is_error = errors.counts[test_frames] > 0
+    confidence = posteriors.max(dim=-1).values.numpy()
+    auroc = error_detection_auroc(is_error, plain.error_probability(), confidence)
+    auroc["probe_balanced_auroc"] = error_detection_auroc(is_error, balanced.error_probability(),
+                                                          confidence)["probe_auroc"]
+    return ProbeReport(plain, balanced, auroc)

@@ -7,9 +7,9 @@ import logging
 
 import pandas as pd
 
-from w2vlens.analysis import FrameLabels
 from w2vlens.compare import linear_cka
 from w2vlens.figures import layer_curves
+from w2vlens.frames import FrameLabels
 from w2vlens.labels import SCORES
 from w2vlens.metrics import clustering_scores
 from w2vlens.pipelines.view import KMeansFactory

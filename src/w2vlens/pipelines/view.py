@@ -11,10 +11,11 @@ from urllib.parse import quote
 import numpy as np
 
 from w2vlens import tables as paper_tables
-from w2vlens.analysis import FrameLabels, annotator_errors, projection_faithfulness
 from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
 from w2vlens.config import AtlasConfig, FaithfulnessConfig, ListenConfig
+from w2vlens.faithfulness import projection_faithfulness
 from w2vlens.figures import contingency_heatmap, projection_panels
+from w2vlens.frames import FrameLabels, annotator_errors
 from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
 from w2vlens.metrics import cluster_summary, contingency
 from w2vlens.result import Result

@@ -1,30 +1,25 @@
-"""Analyses that combine stages over a store: frame labels with the silence split, what a
-projection loses, and the paper's cross-view comparison. Plain functions over arrays and tables."""
+"""Per-frame labels of a corpus from the fine-tuned model: greedy CTC pseudo-labels, the silence
+split from the forced alignment of each reference transcript, and what the annotators' transcripts
+say about each frame (Figure 2's categories). Plain functions over arrays and tables."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from pytorch_lightning.loggers import Logger
 
 from w2vlens import tables as paper_tables
 from w2vlens.align import AlignmentError, encode_transcript, forced_align
-from w2vlens.compare import linear_cka
 from w2vlens.errors import W2VLensError
-from w2vlens.faithfulness import continuity, knn_preservation, trustworthiness
 from w2vlens.labels import BLANK_LABEL, SILENCE_LABEL, UNALIGNED, WORD_DELIMITER
 from w2vlens.metrics import character_error_rate
-from w2vlens.probe import ProbeResult, error_detection_auroc, train_probe
 from w2vlens.silence import pause_frames, score_silence, split_blank
-from w2vlens.tables import table2, table3
 from w2vlens.text import normalize_text
-from w2vlens.transcripts import ErrorFrames, annotator_columns, error_category_names, greedy_transcript
+from w2vlens.transcripts import ErrorFrames, annotator_columns, greedy_transcript
 
 log = logging.getLogger(__name__)
 
@@ -86,29 +81,6 @@ def silence_scores(classes: np.ndarray, utterances: pd.DataFrame, frame_seconds:
     return score_silence(classes == SILENCE_LABEL, truth)
 
 
-def projection_faithfulness(embeddings: np.ndarray, coords: np.ndarray, raw_clusters: np.ndarray,
-                            neighbours: int, sample: int, seed: int,
-                            kmeans: Callable[..., object] | None = None) -> dict[str, float]:
-    """What the 2-D coordinates keep of the embeddings (paper Table 2, with the run's K-means
-    `kmeans`, and the neighbourhood scores)."""
-    agreement = table2(raw_clusters, coords, seed=seed, kmeans=kmeans)
-    return {f"projection_{name}": value for name, value in agreement.items()} | {
-        "trustworthiness": trustworthiness(embeddings, coords, k=neighbours, sample=sample, seed=seed),
-        "continuity": continuity(embeddings, coords, k=neighbours, sample=sample, seed=seed),
-        "knn_preservation": knn_preservation(embeddings, coords, k=neighbours, sample=sample, seed=seed),
-    }
-
-
-def view_comparison(embeddings: dict[str, np.ndarray], clusters: dict[str, np.ndarray],
-                    cka_points: int, seed: int) -> pd.DataFrame:
-    """Paper Table 3 (`w2vlens.tables.table3`: the later view's clusters are the reference) with
-    columns `earlier`, `later`, AMI, homogeneity, completeness, plus linear CKA of the embeddings."""
-    table = table3(clusters).reset_index()
-    table["linear_cka"] = [linear_cka(embeddings[row.earlier], embeddings[row.later], max_points=cka_points, seed=seed)
-                           for row in table.itertuples()]
-    return table
-
-
 def aligned_label_ids(aligned: np.ndarray, vocabulary: list[str]) -> np.ndarray:
     """The forced alignment's label names as vocabulary ids: silence is the blank, frames whose
     utterance was not aligned are -1 (no label)."""
@@ -141,44 +113,6 @@ def greedy_hypotheses(pseudo: np.ndarray, vocabulary: list[str], utterances: pd.
             for utt in utterances.itertuples()]
 
 
-@dataclass
-class ProbeReport:
-    """Paper Figure 3: the mistake probe trained as the paper did (`plain`: no class weights) and,
-    as our extra on the same split, with balanced class weights, plus error-detection AUROCs of
-    both beside the model's own confidence (max CTC posterior)."""
-
-    plain: ProbeResult
-    balanced: ProbeResult
-    auroc: dict[str, float]
-
-
-def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrames, utterances: pd.DataFrame,
-                  settings: dict, seed: int, logger: Logger | None = None) -> ProbeReport:
-    """Trains the probe to tell correct frames from each annotator-agreement level of error, once
-    without and once with class weights, on one utterance-level split stratified by category, and
-    compares their error detection with the model's own confidence (max CTC posterior). `logger`
-    (a Lightning logger) receives the training curves."""
-    annotated = np.flatnonzero(errors.counts >= 0)
-    utterance_ids = np.empty(len(errors.counts), dtype=object)
-    for utt in utterances.itertuples():
-        utterance_ids[utt.offset : utt.offset + utt.n_frames] = utt.id
-    class_names = error_category_names(errors.n_annotators)
-    targets = errors.counts[annotated]  # class k = "k/K" annotators call the frame an error; 0 = correct
-    features = np.asarray(embeddings[annotated], dtype=np.float32)
-    results = {weighting: train_probe(features, targets, utterance_ids[annotated], class_names, **settings, seed=seed,
-                                      class_weighting=weighting, metric_prefix=prefix, logger=logger)
-               for weighting, prefix in ((None, "probe"), ("balanced", "probe_balanced"))}
-    plain, balanced = results[None], results["balanced"]
-    test_frames = annotated[plain.test_rows]
-    posteriors = torch.softmax(torch.from_numpy(np.array(logits[test_frames], dtype=np.float32)), dim=-1)
-    is_error = errors.counts[test_frames] > 0
-    confidence = posteriors.max(dim=-1).values.numpy()
-    auroc = error_detection_auroc(is_error, plain.error_probability(), confidence)
-    auroc["probe_balanced_auroc"] = error_detection_auroc(is_error, balanced.error_probability(),
-                                                          confidence)["probe_auroc"]
-    return ProbeReport(plain, balanced, auroc)
-
-
 def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.DataFrame) -> ErrorFrames | None:
     """Figure 2's categories (how many annotators call each predicted character a mistake), or None
     when the corpus has no annotator transcripts."""
@@ -188,10 +122,3 @@ def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.
     return paper_tables.error_categories(
         labels.pseudo, vocabulary, utterances["offset"].tolist(), {c: utterances[c].tolist() for c in columns},
         pauses=labels.classes == SILENCE_LABEL, blank=BLANK_LABEL, ids=utterances["id"].astype(str).tolist())
-
-
-def majority_blank_clusters(clusters: np.ndarray, label_ids: np.ndarray, blank: int) -> int:
-    """How many clusters have the blank as their majority label (the cluster-majority view's problem)."""
-    keep = label_ids >= 0
-    table = pd.crosstab(clusters[keep], label_ids[keep])
-    return int((table.idxmax(axis=1) == blank).sum())
