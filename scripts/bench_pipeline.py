@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2vlens.cluster import KMeans, _nearest, pick_backend
-from w2vlens.metrics import clustering_scores
+from w2vlens.analysis.cluster import KMeans, _nearest, pick_backend
+from w2vlens.analysis.metrics import clustering_scores
 
 STAGES = ("kmeans", "spherical", "knn", "tsne", "umap", "extract", "paper")
 
@@ -84,7 +84,7 @@ def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
     from openTSNE.nearest_neighbors import Annoy
     from sklearn.decomposition import PCA
 
-    from w2vlens.reduce import import_umap_with_cached_jit, knn_graph
+    from w2vlens.analysis.reduce import import_umap_with_cached_jit, knn_graph
 
     umap = import_umap_with_cached_jit()
     data = PCA(50, random_state=0).fit(points).transform(points).astype(np.float32)
@@ -112,13 +112,13 @@ def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
 def bench_projection(points: np.ndarray, name: str, with_baseline: bool) -> dict[str, object]:
     """Our projection of every point on the exact kNN graph (graph time included) against the
     same library fitted on every point with its own approximate neighbour search."""
-    from w2vlens.faithfulness import cluster_agreement
-    from w2vlens.reduce import TSNEProjection, UMAPProjection, shared_knn_graphs
+    from w2vlens.analysis.faithfulness import cluster_agreement
+    from w2vlens.analysis.reduce import TSNEProjection, UMAPProjection, shared_knn_graphs
 
     raw = KMeans(36, max_points_per_centroid=1024).fit(points).labels_
     projection = TSNEProjection() if name == "tsne" else UMAPProjection(backend="umap-learn")
     if name == "umap":  # numba compiles umap-learn's kernels on first use, with and without a graph: not timed
-        from w2vlens.reduce import import_umap_with_cached_jit
+        from w2vlens.analysis.reduce import import_umap_with_cached_jit
 
         warm_up = points[:5000]
         UMAPProjection(backend="umap-learn", n_epochs=5).fit_transform(warm_up)
@@ -151,9 +151,9 @@ def bench_extraction(seconds: float) -> dict[str, object]:
     import soundfile as sf
     import torch
 
-    from w2vlens.data import load_manifest
-    from w2vlens.extract import extract
-    from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
+    from w2vlens.corpora.corpus import load_manifest
+    from w2vlens.embeddings.extract import extract
+    from w2vlens.embeddings.models import load_checkpoint, resolve_device, resolve_dtype
     from w2vlens.paths import DEMO_PAIR_DIR
 
     device = resolve_device("auto")
@@ -218,7 +218,7 @@ def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: li
     logits are copied unchanged, so the pseudo-labels stay the real model's."""
     import pandas as pd
 
-    from w2vlens.store import StoreWriter
+    from w2vlens.embeddings.store import StoreWriter
 
     rng = np.random.default_rng(seed)
     utterances, frames = source.utterances(), source.frames()
@@ -251,13 +251,13 @@ def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: li
 def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     """Wall time of each stage of `experiment=paper` on stores of `n_frames` x `dim` (see the module
     docstring); the demo pair's real stores are extracted first (cached) and are not timed."""
+    import w2vlens.analysis.probe as probe
+    import w2vlens.analysis.reduce as reduce
     import w2vlens.app as app
     import w2vlens.pipelines.paper as paper
-    import w2vlens.probe as probe
-    import w2vlens.reduce as reduce
-    from w2vlens.cluster import KMeans as OurKMeans
+    from w2vlens.analysis.cluster import KMeans as OurKMeans
+    from w2vlens.analysis.reduce import _Projection
     from w2vlens.config import register_resolvers
-    from w2vlens.reduce import _Projection
     from w2vlens.result import Result
 
     register_resolvers()

@@ -19,7 +19,7 @@ from w2vlens.errors import W2VLensError
 
 def test_default_config_is_the_demo() -> None:
     cfg = compose_app([])
-    assert cfg.data._target_ == "w2vlens.data.demo_corpus" and cfg.pair.name == "demo"
+    assert cfg.data._target_ == "w2vlens.corpora.corpus.demo_corpus" and cfg.pair.name == "demo"
     assert cfg.model.name == "finetuned" and cfg.model.layer == -1 and cfg.cluster.k == "auto"
     assert Path(cfg.pair.finetuned).name == "finetuned"
 

@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 from helpers import REPO_ROOT, app_overrides
 
-from w2vlens.audio import load_audio
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.kaldi import load_kaldi_dir
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
 from w2vlens.figures import projection_panels
-from w2vlens.kaldi import load_kaldi_dir
-from w2vlens.store import EmbeddingStore
 
 TEXT = "tuuli on kova"
 

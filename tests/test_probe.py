@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from w2vlens.errors import W2VLensError
-from w2vlens.probe import (
+from w2vlens.analysis.probe import (
     ProbeDataModule,
     check_disjoint_utterances,
     error_detection_auroc,
     train_probe,
     utterance_split,
 )
+from w2vlens.errors import W2VLensError
 from w2vlens.tracking import lightning_logger
 
 CLASSES = ["correct", "1/2", "2/2"]

@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO_ROOT, app_overrides, compose_app
 
 from w2vlens.app import run
-from w2vlens.store import EmbeddingStore
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.tracking import tracking_uri
 
 pytestmark = pytest.mark.slurm

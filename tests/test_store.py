@@ -18,13 +18,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from w2vlens import extract as extract_module
-from w2vlens.audio import audio_duration, load_audio
-from w2vlens.data import load_manifest
+from w2vlens.corpora.audio import audio_duration, load_audio
+from w2vlens.corpora.corpus import load_manifest
+from w2vlens.embeddings import extract as extract_module
+from w2vlens.embeddings.extract import extract, plan_batches, store_key
+from w2vlens.embeddings.models import load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.embeddings.store import ArrayFile
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import extract, plan_batches, store_key
-from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
-from w2vlens.store import ArrayFile
 
 CPU = torch.device("cpu")
 
@@ -218,9 +218,9 @@ RACING_RUN = textwrap.dedent("""
     import sys
     from pathlib import Path
     import torch
-    from w2vlens.data import load_manifest
-    from w2vlens.extract import extract
-    from w2vlens.models import load_checkpoint
+    from w2vlens.corpora.corpus import load_manifest
+    from w2vlens.embeddings.extract import extract
+    from w2vlens.embeddings.models import load_checkpoint
 
     checkpoint = load_checkpoint(sys.argv[1], require_ctc=True, device=torch.device("cpu"), dtype=torch.float32)
     forward, calls = checkpoint.model.forward, []
@@ -305,10 +305,10 @@ def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
     Averaged over four K-means seeds: one clustering is chaotic in its input (a single seed moved
     by 0.003 when measured, the other three by at most 0.0002), the expected AMI is what storage
     must not change."""
-    from w2vlens.cluster import KMeans
-    from w2vlens.data import demo_corpus
-    from w2vlens.frames import label_frames
-    from w2vlens.metrics import clustering_scores
+    from w2vlens.analysis.cluster import KMeans
+    from w2vlens.analysis.metrics import clustering_scores
+    from w2vlens.corpora.corpus import demo_corpus
+    from w2vlens.labelling.frames import label_frames
     from w2vlens.paths import DEMO_PAIR_DIR
 
     checkpoint = load_checkpoint(str(DEMO_PAIR_DIR / "finetuned"), require_ctc=True, device=CPU, dtype=torch.float32)

@@ -16,17 +16,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from w2vlens import tracking
-from w2vlens.data import Corpus
+from w2vlens.corpora.corpus import Corpus
+from w2vlens.corpora.text import characters_outside, normalize_text
+from w2vlens.embeddings.extract import Shard, checkpoint_arrays, extract, resolve_storage_dtype
+from w2vlens.embeddings.models import Checkpoint, load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.embeddings.store import EmbeddingStore, layer_name
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import Shard, checkpoint_arrays, extract, resolve_storage_dtype
-from w2vlens.frames import label_frames, silence_scores
-from w2vlens.models import Checkpoint, load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.labelling.frames import label_frames, silence_scores
 from w2vlens.pipelines.layers import run_layers
 from w2vlens.pipelines.paper import PaperView, run_paper
 from w2vlens.pipelines.view import Projected, run_view
 from w2vlens.result import Result
-from w2vlens.store import EmbeddingStore, layer_name
-from w2vlens.text import characters_outside, normalize_text
 
 log = logging.getLogger("w2vlens")
 
@@ -225,7 +225,7 @@ def finetuning_texts(source: str | None, corpus: Corpus) -> list[str] | None:
                         "set it to a manifest of them for the frequency correlations")
             return None
         return corpus.finetuning_texts()
-    from w2vlens.data import load_manifest
+    from w2vlens.corpora.corpus import load_manifest
 
     return [utt.text for utt in load_manifest(source).utterances if utt.text]
 

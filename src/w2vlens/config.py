@@ -71,7 +71,7 @@ class ExtractConfig:
 
 @dataclass
 class ProbeConfig:
-    """Figure 3's mistake classifier (`w2vlens.probe.train_probe`)."""
+    """Figure 3's mistake classifier (`w2vlens.analysis.probe.train_probe`)."""
 
     hidden: int = MISSING
     depth: int = MISSING

@@ -25,19 +25,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from w2vlens.characters import majority_mapping, per_character_accuracy
-from w2vlens.correlate import character_correlations
+from w2vlens.analysis.characters import majority_mapping, per_character_accuracy
+from w2vlens.analysis.correlate import character_correlations
+from w2vlens.analysis.faithfulness import cluster_agreement
+from w2vlens.analysis.metrics import character_error_rate, clustering_scores
+from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.faithfulness import cluster_agreement
-from w2vlens.labels import BLANK_LABEL, SCORES, WORD_DELIMITER
-from w2vlens.metrics import character_error_rate, clustering_scores
-from w2vlens.text import normalize_text
-from w2vlens.transcripts import (
+from w2vlens.labelling.transcripts import (
     ErrorFrames,
     per_character_accuracy_vs_reference,
     percentile_groups,
 )
-from w2vlens.transcripts import error_frames as _error_frames
+from w2vlens.labelling.transcripts import error_frames as _error_frames
+from w2vlens.labels import BLANK_LABEL, SCORES, WORD_DELIMITER
 
 DEFAULT_BANDS = ((0.0, 0.2), (0.2, 0.3), (0.3, 1.0))
 
@@ -148,7 +148,7 @@ class Table4:
 
 def _cluster_majority(clusters: np.ndarray, labels: np.ndarray, vocabulary: Sequence[str]) -> pd.DataFrame:
     """Per label: frames, frames whose cluster's majority label (blank included) is that label, and
-    the share: the cluster-centred reading of Table 4 (see `w2vlens.characters`)."""
+    the share: the cluster-centred reading of Table 4 (see `w2vlens.analysis.characters`)."""
     mapping = majority_mapping(clusters, labels, vocabulary)
     return per_character_accuracy(clusters, labels, vocabulary, mapping)
 

@@ -38,10 +38,10 @@ from transformers import (
 )
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
+from w2vlens.corpora.text import normalize_text
 from w2vlens.demo.corpus import SAMPLE_RATE, build_demo_corpus
 from w2vlens.demo.sentences import FINNISH_ALPHABET
 from w2vlens.labels import WORD_DELIMITER
-from w2vlens.text import normalize_text
 
 logger = logging.getLogger(__name__)
 

@@ -16,22 +16,28 @@ import pandas as pd
 from pytorch_lightning.loggers import Logger
 
 from w2vlens import tables as paper_tables
-from w2vlens.characters import majority_blank_clusters
-from w2vlens.compare import view_comparison
+from w2vlens.analysis.characters import majority_blank_clusters
+from w2vlens.analysis.compare import view_comparison
+from w2vlens.analysis.correlate import character_frequencies
+from w2vlens.analysis.faithfulness import projection_faithfulness
+from w2vlens.analysis.probe import mistake_probe
+from w2vlens.analysis.reduce import shared_knn_graphs
 from w2vlens.config import FaithfulnessConfig, PaperConfig
-from w2vlens.correlate import character_frequencies
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
-from w2vlens.faithfulness import projection_faithfulness
 from w2vlens.figures import agreement_projection, confusion_figure, projection_panels
-from w2vlens.frames import FrameLabels, aligned_label_ids, annotator_errors, greedy_hypotheses, most_accurate_annotator
+from w2vlens.labelling.frames import (
+    FrameLabels,
+    aligned_label_ids,
+    annotator_errors,
+    greedy_hypotheses,
+    most_accurate_annotator,
+)
+from w2vlens.labelling.transcripts import annotator_columns
 from w2vlens.labels import BLANK_LABEL, SCORES, SILENCE_LABEL
 from w2vlens.pipelines.view import KMeansFactory, score_clusters, view_title
-from w2vlens.probe import mistake_probe
-from w2vlens.reduce import shared_knn_graphs
-from w2vlens.report import characters_summary, paper_summary
 from w2vlens.result import Result
-from w2vlens.store import EmbeddingStore
-from w2vlens.transcripts import annotator_columns
+from w2vlens.summary import characters_summary, paper_summary
 
 log = logging.getLogger("w2vlens")
 FORMATS = ("png", "pdf")

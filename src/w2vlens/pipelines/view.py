@@ -11,15 +11,15 @@ from urllib.parse import quote
 import numpy as np
 
 from w2vlens import tables as paper_tables
+from w2vlens.analysis.faithfulness import projection_faithfulness
+from w2vlens.analysis.metrics import cluster_summary, contingency
 from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
 from w2vlens.config import AtlasConfig, FaithfulnessConfig, ListenConfig
-from w2vlens.faithfulness import projection_faithfulness
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.figures import contingency_heatmap, projection_panels
-from w2vlens.frames import FrameLabels, annotator_errors
+from w2vlens.labelling.frames import FrameLabels, annotator_errors
 from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
-from w2vlens.metrics import cluster_summary, contingency
 from w2vlens.result import Result
-from w2vlens.store import EmbeddingStore
 
 log = logging.getLogger("w2vlens")
 KMeansFactory = Callable[..., object]  # n_clusters=k (and overrides) -> an unfitted sklearn-style K-means
@@ -30,7 +30,7 @@ class Projected:
     """A projection to 2-D and its name (`pca`, `tsne`, `umap`)."""
 
     name: str
-    projection: object  # a w2vlens.reduce projection (fit_transform)
+    projection: object  # a w2vlens.analysis.reduce projection (fit_transform)
 
 
 def view_title(view: str, array_name: str) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from w2vlens.cluster import _tf32, memory_budget
+from w2vlens.analysis.cluster import _tf32, memory_budget
 from w2vlens.errors import W2VLensError
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ import pandas as pd
 import torch
 
 from w2vlens import tables as paper_tables
-from w2vlens.align import AlignmentError, encode_transcript, forced_align
+from w2vlens.analysis.metrics import character_error_rate
+from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
+from w2vlens.labelling.align import AlignmentError, encode_transcript, forced_align
+from w2vlens.labelling.silence import pause_frames, score_silence, split_blank
+from w2vlens.labelling.transcripts import ErrorFrames, annotator_columns, greedy_transcript
 from w2vlens.labels import BLANK_LABEL, SILENCE_LABEL, UNALIGNED, WORD_DELIMITER
-from w2vlens.metrics import character_error_rate
-from w2vlens.silence import pause_frames, score_silence, split_blank
-from w2vlens.text import normalize_text
-from w2vlens.transcripts import ErrorFrames, annotator_columns, greedy_transcript
 
 log = logging.getLogger(__name__)
 

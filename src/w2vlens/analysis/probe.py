@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from w2vlens.errors import W2VLensError
-from w2vlens.transcripts import ErrorFrames, error_category_names
+from w2vlens.labelling.transcripts import ErrorFrames, error_category_names
 
 SPLITS = ("train", "val", "test")
 _CHUNK = 65536  # rows per read when accumulating statistics over a memmap

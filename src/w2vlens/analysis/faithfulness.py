@@ -20,10 +20,10 @@ import faiss
 import numpy as np
 from sklearn.manifold import trustworthiness as _sklearn_trustworthiness
 
-from w2vlens.cluster import KMeans
+from w2vlens.analysis.cluster import KMeans
+from w2vlens.analysis.metrics import clustering_scores
+from w2vlens.analysis.reduce import sample_rows
 from w2vlens.errors import W2VLensError
-from w2vlens.metrics import clustering_scores
-from w2vlens.reduce import sample_rows
 
 
 def cluster_agreement(raw_clusters: np.ndarray, low_dim: np.ndarray, seed: int = 0, n_init: int = 3,

@@ -24,7 +24,7 @@ from types import TracebackType
 import numpy as np
 import pandas as pd
 
-from w2vlens.data import Corpus
+from w2vlens.corpora.corpus import Corpus
 from w2vlens.errors import W2VLensError
 
 STORE_VERSION = 2

@@ -37,11 +37,10 @@ import torch
 from filelock import FileLock
 from tqdm import tqdm
 
-from w2vlens.audio import audio_duration, audio_windows, load_audio, stream_audio
-from w2vlens.data import Corpus, Utterance
-from w2vlens.errors import W2VLensError
-from w2vlens.models import Checkpoint
-from w2vlens.store import (
+from w2vlens.corpora.audio import audio_duration, audio_windows, load_audio, stream_audio
+from w2vlens.corpora.corpus import Corpus, Utterance
+from w2vlens.embeddings.models import Checkpoint
+from w2vlens.embeddings.store import (
     STORAGE_DTYPES,
     STORE_VERSION,
     ArrayFile,
@@ -50,6 +49,7 @@ from w2vlens.store import (
     StoreWriter,
     add_arrays,
 )
+from w2vlens.errors import W2VLensError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.text import normalize_text
 
 
 def character_frequencies(texts: Iterable[str]) -> pd.Series:

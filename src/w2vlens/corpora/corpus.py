@@ -1,6 +1,6 @@
 """Corpora as lists of utterances: from a manifest file, or the embedded demo corpus.
 
-Kaldi data dirs (`w2vlens.kaldi`) and Hugging Face datasets (`w2vlens.hf_data`) give the same `Corpus`.
+Kaldi data dirs (`w2vlens.corpora.kaldi`) and Hugging Face datasets (`w2vlens.corpora.hf`) give the same `Corpus`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from w2vlens.data import Utterance
+from w2vlens.corpora.corpus import Utterance
 from w2vlens.errors import W2VLensError
 
 AudioSource = Path | Utterance  # a whole file, or an utterance (which may be a segment of its file)

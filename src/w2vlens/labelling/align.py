@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from w2vlens.corpora.text import characters_outside, normalize_text
 from w2vlens.errors import W2VLensError
 from w2vlens.labels import WORD_DELIMITER
-from w2vlens.text import characters_outside, normalize_text
 
 
 class AlignmentError(W2VLensError):

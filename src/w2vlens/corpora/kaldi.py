@@ -26,8 +26,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from w2vlens.audio import audio_duration, transcode_to_flac
-from w2vlens.data import RESERVED_METADATA, Corpus, Utterance
+from w2vlens.corpora.audio import audio_duration, transcode_to_flac
+from w2vlens.corpora.corpus import RESERVED_METADATA, Corpus, Utterance
 from w2vlens.errors import W2VLensError
 from w2vlens.paths import default_cache_dir
 

@@ -23,8 +23,8 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, load_dataset, load_from_disk
 from tqdm import tqdm
 
-from w2vlens.audio import decode_audio, write_flac
-from w2vlens.data import RESERVED_METADATA, Corpus, load_manifest
+from w2vlens.corpora.audio import decode_audio, write_flac
+from w2vlens.corpora.corpus import RESERVED_METADATA, Corpus, load_manifest
 from w2vlens.errors import W2VLensError
 from w2vlens.paths import default_cache_dir
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from w2vlens.analysis.reduce import sample_rows
 from w2vlens.errors import W2VLensError
-from w2vlens.reduce import sample_rows
 from w2vlens.tables import table3
 
 
