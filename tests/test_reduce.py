@@ -98,6 +98,7 @@ def test_umap_backend_choice_is_checked() -> None:
             UMAPProjection(backend="cuml").fit_transform(blobs(n_per=10)[0])
 
 
+@pytest.mark.slow  # two fresh processes import umap-learn (a minute on 2 cores); CI runs it
 def test_umap_kernels_are_compiled_once_per_machine(tmp_path: Path) -> None:
     """umap-learn's numba kernels land in NUMBA_CACHE_DIR, so later processes (sweep jobs) reuse them."""
     script = ("import numpy as np\n"
