@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from w2vlens import tracking
-from w2vlens.corpora.corpus import Corpus
+from w2vlens.corpora.corpus import Corpus, load_manifest
 from w2vlens.corpora.text import characters_outside, normalize_text
 from w2vlens.embeddings.extract import Shard, checkpoint_arrays, extract, resolve_storage_dtype
 from w2vlens.embeddings.models import Checkpoint, load_checkpoint, resolve_device, resolve_dtype
@@ -225,8 +225,6 @@ def finetuning_texts(source: str | None, corpus: Corpus) -> list[str] | None:
                         "set it to a manifest of them for the frequency correlations")
             return None
         return corpus.finetuning_texts()
-    from w2vlens.corpora.corpus import load_manifest
-
     return [utt.text for utt in load_manifest(source).utterances if utt.text]
 
 
