@@ -293,8 +293,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
             view = cfg.model
             projected = None if cfg.reduce is None else Projected(cfg.reduce.name, build(cfg.reduce.projection))
             result = run_view(view.name, cfg.pair.name, stores[view.checkpoint],
-                              view_arrays(view, checkpoints[view.checkpoint]), labels, k, kmeans, projected,
-                              faithfulness, OmegaConf.to_object(cfg.listen), OmegaConf.to_object(cfg.atlas),
+                              view_arrays(view, checkpoints[view.checkpoint]), labels, finetuned.vocabulary, k,
+                              kmeans, projected, faithfulness, OmegaConf.to_object(cfg.listen),
+                              OmegaConf.to_object(cfg.atlas),
                               f"/get-artifact?run_uuid={active.info.run_id}&path=", cfg.seed)
         tracking.log_result(result)
         return result.headline

@@ -52,16 +52,17 @@ def score_clusters(result: Result, prefix: str, name: str, clusters: np.ndarray,
 
 
 def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str, int | None]], labels: FrameLabels,
-             k: int, kmeans: KMeansFactory, projected: Projected | None, faithfulness: FaithfulnessConfig,
-             listen: ListenConfig, atlas: AtlasConfig, served_at: str, seed: int) -> Result:
+             vocabulary: list[str], k: int, kmeans: KMeansFactory, projected: Projected | None,
+             faithfulness: FaithfulnessConfig, listen: ListenConfig, atlas: AtlasConfig, served_at: str,
+             seed: int) -> Result:
     """Clusters each of the view's `arrays` (name, layer) and scores it; with `projected` also
-    projects it to 2-D, measures what the projection loses and draws it. Metrics and artifacts are
+    projects it to 2-D, measures what the projection loses and draws it. `labels` and `vocabulary`
+    are the fine-tuned model's (a pre-trained store has no vocabulary). Metrics and artifacts are
     named by role (`ami`, `figures/contingency.png`), so that runs of other views line up in
     MLflow's compare view; with several layers each one's go under a `layer_NN/` section.
     `served_at` is the URL prefix under which the run's artifacts are served (for the audio page).
     Headline: the last array's scores."""
     result = Result()
-    vocabulary = store.vocabulary
     for array_name, _ in arrays:
         prefix = "" if len(arrays) == 1 else f"{array_name}/"
         embeddings = store.array(array_name)
@@ -86,7 +87,8 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
                 figure = projection_panels({view: coords}, colours, title=f"{title}: by {colour_name}", seed=seed)
                 result.add_figure(f"{prefix}figures/projection_by_{colour_name}", figure, ("png", "pdf"))
             if atlas.enabled:
-                add_atlas(result, coords, fitted.labels_, labels, store, f"{projected.name}_{array_name}", atlas.viewer)
+                add_atlas(result, coords, fitted.labels_, labels, vocabulary, store, f"{projected.name}_{array_name}",
+                          atlas.viewer)
     return result
 
 
@@ -104,12 +106,12 @@ def add_cluster_audio(result: Result, prefix: str, clusters: np.ndarray, classes
     (folder / "clusters.html").write_text(page, encoding="utf-8")
 
 
-def add_atlas(result: Result, coords: np.ndarray, clusters: np.ndarray, labels: FrameLabels, store: EmbeddingStore,
-              name: str, viewer: bool) -> None:
+def add_atlas(result: Result, coords: np.ndarray, clusters: np.ndarray, labels: FrameLabels, vocabulary: list[str],
+              store: EmbeddingStore, name: str, viewer: bool) -> None:
     """The projection's frame table as `atlas/<name>.parquet` (and, with `viewer`, Embedding
     Atlas's standalone viewer of it as `atlas/<name>.zip`)."""
     utterances = store.utterances()
-    errors = annotator_errors(labels, store.vocabulary, utterances)
+    errors = annotator_errors(labels, vocabulary, utterances)
     texts = dict(zip(utterances["id"], utterances["text"], strict=True))
     table = frame_table(coords, labels.classes, clusters, store.frames(), texts,
                         errors.categories if errors is not None else None)
