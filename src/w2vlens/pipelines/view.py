@@ -44,7 +44,7 @@ def score_clusters(result: Result, prefix: str, name: str, clusters: np.ndarray,
     contingency heatmap added to `result` as `{prefix}tables/clusters{name}.json` and
     `{prefix}figures/contingency{name}.png`."""
     scores = paper_tables.table1(labels.pseudo, clusters)
-    log.info("%s vs pseudo-labels: %s", title, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
+    log.info("%s: %s", title, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
     table = contingency(clusters, labels.pseudo, vocabulary)
     result.tables[f"{prefix}tables/clusters{name}.json"] = cluster_summary(table)
     result.add_figure(f"{prefix}figures/contingency{name}", contingency_heatmap(table, title))
