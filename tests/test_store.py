@@ -324,3 +324,12 @@ def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
                                 for seed in range(4)])
     print("demo fine-tuned AMI (mean of 4 seeds) by storage dtype:", ami)
     assert abs(ami["float16"] - ami["float32"]) <= 0.002
+
+
+def test_spans_give_each_utterances_rows(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
+    checkpoint = load_checkpoint(str(tiny_pair[1]), require_ctc=True, device=CPU, dtype=torch.float32)
+    store, _ = extract(checkpoint, load_manifest(corpus_manifest), tmp_path, torch.float32, arrays=["logits"])
+    spans = list(store.spans())
+    assert [utt.id for utt, _ in spans] == store.utterances()["id"].tolist()
+    assert spans[0][1].start == 0 and spans[-1][1].stop == store.n_frames
+    assert all(a.stop == b.start for (_, a), (_, b) in zip(spans[:-1], spans[1:], strict=True))  # in order

@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from w2vlens.embeddings.store import spans
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.transcripts import ErrorFrames, error_category_names
 
@@ -394,8 +395,8 @@ def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrame
     (a Lightning logger) receives the training curves."""
     annotated = np.flatnonzero(errors.counts >= 0)
     utterance_ids = np.empty(len(errors.counts), dtype=object)
-    for utt in utterances.itertuples():
-        utterance_ids[utt.offset : utt.offset + utt.n_frames] = utt.id
+    for utt, rows in spans(utterances):
+        utterance_ids[rows] = utt.id
     class_names = error_category_names(errors.n_annotators)
     targets = errors.counts[annotated]  # class k = "k/K" annotators call the frame an error; 0 = correct
     features = np.asarray(embeddings[annotated], dtype=np.float32)

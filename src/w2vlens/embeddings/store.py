@@ -18,8 +18,10 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,6 +103,10 @@ class EmbeddingStore:
         """`layer_NN` for a layer index; negative indices count from the last layer."""
         return layer_name(layer, self.num_layers)
 
+    def spans(self) -> Iterator[tuple[Any, slice]]:
+        """Each utterance (a named tuple of `utterances()`'s columns) with its rows in the arrays."""
+        return spans(self.utterances())
+
     def utterances(self) -> pd.DataFrame:
         """One row per utterance in store order: id, audio, offset and n_frames of its rows, duration,
         segment bounds, and (with a corpus) its text, annotator transcripts and metadata."""
@@ -133,6 +139,13 @@ class EmbeddingStore:
             values = [metadata[uid].get(column) for uid in utterances["id"]]
             table[column] = _numeric_if_possible(pd.Series(np.repeat(np.asarray(values, dtype=object), counts)))
         return table
+
+
+def spans(utterances: pd.DataFrame) -> Iterator[tuple[Any, slice]]:
+    """Each utterance of a store's utterance table (a named tuple of its columns) with its rows in
+    the store's frame arrays."""
+    for utt in utterances.itertuples():
+        yield utt, slice(utt.offset, utt.offset + utt.n_frames)
 
 
 def layer_name(layer: int, num_layers: int) -> str:

@@ -15,6 +15,7 @@ import torch
 from w2vlens import tables as paper_tables
 from w2vlens.analysis.metrics import character_error_rate
 from w2vlens.corpora.text import normalize_text
+from w2vlens.embeddings.store import spans
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.align import AlignmentError, encode_transcript, forced_align
 from w2vlens.labelling.silence import pause_frames, score_silence, split_blank
@@ -50,8 +51,7 @@ def label_frames(logits: np.ndarray, utterances: pd.DataFrame, vocabulary: list[
     classes = np.empty(len(logits), dtype=object)
     aligned = np.full(len(logits), UNALIGNED, dtype=object)
     skipped: dict[str, str] = {}
-    for utt in utterances.itertuples():
-        rows = slice(utt.offset, utt.offset + utt.n_frames)
+    for utt, rows in spans(utterances):
         log_probs = torch.log_softmax(torch.from_numpy(np.array(logits[rows], dtype=np.float32)), dim=-1).numpy()
         pseudo[rows] = log_probs.argmax(axis=1)
         text = utt.text if isinstance(utt.text, str) and utt.text.strip() else None
@@ -75,9 +75,8 @@ def silence_scores(classes: np.ndarray, utterances: pd.DataFrame, frame_seconds:
     if "pauses" not in utterances.columns:
         return None
     truth = np.zeros(len(classes), dtype=bool)
-    for utt in utterances.itertuples():
-        truth[utt.offset : utt.offset + utt.n_frames] = pause_frames(json.loads(utt.pauses), utt.n_frames,
-                                                                     frame_seconds)
+    for utt, rows in spans(utterances):
+        truth[rows] = pause_frames(json.loads(utt.pauses), utt.n_frames, frame_seconds)
     return score_silence(classes == SILENCE_LABEL, truth)
 
 
@@ -109,8 +108,7 @@ def most_accurate_annotator(utterances: pd.DataFrame) -> str:
 
 def greedy_hypotheses(pseudo: np.ndarray, vocabulary: list[str], utterances: pd.DataFrame) -> list[str]:
     """Each utterance's greedy CTC transcript."""
-    return [greedy_transcript(pseudo[utt.offset : utt.offset + utt.n_frames], vocabulary)[0]
-            for utt in utterances.itertuples()]
+    return [greedy_transcript(pseudo[rows], vocabulary)[0] for _, rows in spans(utterances)]
 
 
 def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.DataFrame) -> ErrorFrames | None:
