@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from w2vlens.config import ProbeConfig
 from w2vlens.embeddings.store import spans
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.transcripts import ErrorFrames, error_category_names
@@ -388,7 +389,7 @@ class ProbeReport:
 
 
 def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrames, utterances: pd.DataFrame,
-                  settings: dict, seed: int, logger: Logger | None = None) -> ProbeReport:
+                  settings: ProbeConfig, seed: int, logger: Logger | None = None) -> ProbeReport:
     """Trains the probe to tell correct frames from each annotator-agreement level of error, once
     without and once with class weights, on one utterance-level split stratified by category, and
     compares their error detection with the model's own confidence (max CTC posterior). `logger`
@@ -400,7 +401,10 @@ def mistake_probe(embeddings: np.ndarray, logits: np.ndarray, errors: ErrorFrame
     class_names = error_category_names(errors.n_annotators)
     targets = errors.counts[annotated]  # class k = "k/K" annotators call the frame an error; 0 = correct
     features = np.asarray(embeddings[annotated], dtype=np.float32)
-    results = {weighting: train_probe(features, targets, utterance_ids[annotated], class_names, **settings, seed=seed,
+    results = {weighting: train_probe(features, targets, utterance_ids[annotated], class_names, hidden=settings.hidden,
+                                      depth=settings.depth, dropout=settings.dropout, lr=settings.lr,
+                                      max_epochs=settings.max_epochs, batch_size=settings.batch_size,
+                                      patience=settings.patience, seed=seed,
                                       class_weighting=weighting, metric_prefix=prefix, logger=logger)
                for weighting, prefix in ((None, "probe"), ("balanced", "probe_balanced"))}
     plain, balanced = results[None], results["balanced"]

@@ -235,7 +235,7 @@ def annotators(result: Result, settings: PaperConfig, embeddings: np.ndarray, cl
     distances = paper_tables.category_distances(embeddings, clusters, errors.categories,
                                                 blank_frames=labels.pseudo == vocabulary.index(BLANK_LABEL))
     result.tables["tables/figure2_distances.json"] = distances.reset_index()
-    probe = mistake_probe(embeddings, logits, errors, utterances, vars(settings.probe), seed, probe_logger)
+    probe = mistake_probe(embeddings, logits, errors, utterances, settings.probe, seed, probe_logger)
     result.metrics |= {f"figure3/{name}": value for name, value in probe.auroc.items()}
     for prefix, trained in (("figure3", probe.plain), ("figure3_balanced", probe.balanced)):
         for name, scores in {"probe": trained.probe, **trained.baselines}.items():
