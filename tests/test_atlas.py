@@ -56,11 +56,11 @@ def test_a_projection_run_logs_its_atlas_table_and_cluster_audio(tiny_pair: tupl
     from w2vlens.app import run
 
     run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["reduce=pca", "listen.frames=3"]))
-    record = runs(tmp_path).iloc[0]
-    run_id = record.run_id
+    run_id = runs(tmp_path).run_id.iloc[0]
     client = MlflowClient()
     table = pd.read_parquet(client.download_artifacts(run_id, "atlas/pca_layer_02.parquet", str(tmp_path)))
-    assert len(table) == record["metrics.frames"]
+    utterances = pd.read_parquet(next((tmp_path / "cache").rglob("utterances.parquet")))
+    assert len(table) == utterances["n_frames"].sum()
     assert {"x", "y", "label", "cluster", "utterance", "time", "text"} <= set(table)
     page = Path(client.download_artifacts(run_id, "clusters.html", str(tmp_path))).read_text()
     audio = [item.path for item in client.list_artifacts(run_id, "audio")]
