@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help setup run test test-slurm ui atlas lint demo
+.PHONY: help setup run test test-slow test-slurm ui atlas lint demo
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra ove
 
 test: setup ## Run the fast test suite (offline, tiny random checkpoints)
 	$(PY) -m pytest -q
+
+test-slow: setup ## The slow acceptance tests: the demo's numbers end to end (about 20 min on 2 cores)
+	$(PY) -m pytest -q -m slow
 
 test-slurm: setup ## Sharded extraction and a sweep on a local one-node SLURM (root; installs it; else skips)
 	$(PY) -m pytest -q -rs -m slurm tests/test_slurm.py

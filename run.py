@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from w2vlens.config import register_resolvers
 from w2vlens.errors import W2VLensError
+from w2vlens.runtime import configure_process
 
 register_resolvers()
 log = logging.getLogger("w2vlens")
@@ -18,8 +19,10 @@ def main(cfg: DictConfig) -> float | None:
     """One job. A single run stops with a one-line error and exit code 1. A sweep job that fails
     is recorded as a FAILED child run and returns, so that the other jobs still run and the parent
     run, which lists the failures, sets the sweep's exit code."""
-    # Imported here, not at the top: the app pulls in torch, transformers and MLflow (seconds),
-    # and a config error should be reported before that.
+    # Process settings first, then the app: the OpenMP policy only counts before torch and FAISS
+    # load, and the app pulls in torch, transformers and MLflow (seconds), so a config error is
+    # reported before any of that.
+    configure_process(cfg.cache_dir)
     from w2vlens import tracking
     from w2vlens.app import run
 

@@ -32,10 +32,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from w2vlens.audio import audio_duration, load_audio
-from w2vlens.data import Corpus, Utterance
-from w2vlens.extract import extract, padded_batches, plan_batches, resolve_storage_dtype
-from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.corpora.audio import audio_duration, load_audio
+from w2vlens.corpora.corpus import Corpus, Utterance
+from w2vlens.embeddings.extract import extract, padded_batches, plan_batches, resolve_storage_dtype
+from w2vlens.embeddings.models import load_checkpoint, resolve_device, resolve_dtype
 from w2vlens.paths import DEMO_PAIR_DIR
 
 BATCH_SECONDS = 120.0
@@ -138,8 +138,8 @@ import re, sys, torch
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 from bench_extract import audio_corpus
-from w2vlens.extract import extract
-from w2vlens.models import load_checkpoint
+from w2vlens.embeddings.extract import extract
+from w2vlens.embeddings.models import load_checkpoint
 checkpoint = load_checkpoint(sys.argv[1], True, torch.device("cpu"), torch.float32)
 corpus = audio_corpus(Path(sys.argv[2]))
 before = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))

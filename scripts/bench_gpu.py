@@ -20,7 +20,7 @@ same rows as JSON beside it (`--out` with the suffix .json):
 - the exact kNN graph t-SNE needs (90 neighbours of every frame, 180,710 x 1024).
 
 Imports beyond numpy, torch and transformers are lazy: scikit-learn for the baseline and the kNN
-row, and whatever `bench_extract.py` needs for its rows (w2vlens.extract reads audio with
+row, and whatever `bench_extract.py` needs for its rows (w2vlens.embeddings.extract reads audio with
 soundfile and soxr and writes its frame tables with pandas).
 """
 
@@ -44,7 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a bare checkout too
 
-from w2vlens.cluster import KMeans  # noqa: E402  (numpy and torch only)
+from w2vlens.analysis.cluster import KMeans  # noqa: E402  (numpy and torch only)
 
 SAMPLE_RATE = 16_000
 CHARACTERS = list("abcdefghijklmnopqrstuvwxyzåäö'")  # with <pad>, <unk> and | : a 33-way CTC head
@@ -187,7 +187,7 @@ def kmeans_rows(points: np.ndarray, k: int, baseline: bool) -> list[dict[str, ob
 def knn_row(points: np.ndarray, neighbours: int) -> dict[str, object]:
     """The exact kNN graph t-SNE's affinities need (3 x perplexity 30), on the raw frames."""
     try:
-        from w2vlens.reduce import knn_graph
+        from w2vlens.analysis.reduce import knn_graph
     except ImportError as error:
         return {"stage": f"exact kNN graph, k={neighbours}", "detail": f"not run: {error}"}
     seconds, _ = timed(lambda: knn_graph(points, neighbours, device="auto"))

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2vlens.cluster import KMeans, _nearest, pick_backend
-from w2vlens.metrics import clustering_scores
+from w2vlens.analysis.cluster import KMeans, _nearest, pick_backend
+from w2vlens.analysis.metrics import clustering_scores
 
 STAGES = ("kmeans", "spherical", "knn", "tsne", "umap", "extract", "paper")
 
@@ -84,7 +84,7 @@ def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
     from openTSNE.nearest_neighbors import Annoy
     from sklearn.decomposition import PCA
 
-    from w2vlens.reduce import import_umap_with_cached_jit, knn_graph
+    from w2vlens.analysis.reduce import import_umap_with_cached_jit, knn_graph
 
     umap = import_umap_with_cached_jit()
     data = PCA(50, random_state=0).fit(points).transform(points).astype(np.float32)
@@ -112,13 +112,13 @@ def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
 def bench_projection(points: np.ndarray, name: str, with_baseline: bool) -> dict[str, object]:
     """Our projection of every point on the exact kNN graph (graph time included) against the
     same library fitted on every point with its own approximate neighbour search."""
-    from w2vlens.faithfulness import cluster_agreement
-    from w2vlens.reduce import TSNEProjection, UMAPProjection, shared_knn_graphs
+    from w2vlens.analysis.faithfulness import cluster_agreement
+    from w2vlens.analysis.reduce import TSNEProjection, UMAPProjection, shared_knn_graphs
 
     raw = KMeans(36, max_points_per_centroid=1024).fit(points).labels_
     projection = TSNEProjection() if name == "tsne" else UMAPProjection(backend="umap-learn")
     if name == "umap":  # numba compiles umap-learn's kernels on first use, with and without a graph: not timed
-        from w2vlens.reduce import import_umap_with_cached_jit
+        from w2vlens.analysis.reduce import import_umap_with_cached_jit
 
         warm_up = points[:5000]
         UMAPProjection(backend="umap-learn", n_epochs=5).fit_transform(warm_up)
@@ -151,9 +151,9 @@ def bench_extraction(seconds: float) -> dict[str, object]:
     import soundfile as sf
     import torch
 
-    from w2vlens.data import load_manifest
-    from w2vlens.extract import extract
-    from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
+    from w2vlens.corpora.corpus import load_manifest
+    from w2vlens.embeddings.extract import extract
+    from w2vlens.embeddings.models import load_checkpoint, resolve_device, resolve_dtype
     from w2vlens.paths import DEMO_PAIR_DIR
 
     device = resolve_device("auto")
@@ -218,7 +218,7 @@ def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: li
     logits are copied unchanged, so the pseudo-labels stay the real model's."""
     import pandas as pd
 
-    from w2vlens.store import StoreWriter
+    from w2vlens.embeddings.store import StoreWriter
 
     rng = np.random.default_rng(seed)
     utterances, frames = source.utterances(), source.frames()
@@ -251,12 +251,14 @@ def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: li
 def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     """Wall time of each stage of `experiment=paper` on stores of `n_frames` x `dim` (see the module
     docstring); the demo pair's real stores are extracted first (cached) and are not timed."""
+    import w2vlens.analysis.probe as probe
+    import w2vlens.analysis.reduce as reduce
     import w2vlens.app as app
-    import w2vlens.reduce as reduce
-    from w2vlens.cluster import KMeans as OurKMeans
+    import w2vlens.pipelines.paper as paper
+    from w2vlens.analysis.cluster import KMeans as OurKMeans
+    from w2vlens.analysis.reduce import _Projection
     from w2vlens.config import register_resolvers
-    from w2vlens.probe import train_probe
-    from w2vlens.reduce import _Projection
+    from w2vlens.result import Result
 
     register_resolvers()
     scratch = Path(tempfile.mkdtemp(prefix="bench-paper-"))
@@ -264,7 +266,9 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
 
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=paper", f"tracking.dir={scratch / 'mlruns'}"])
-    corpus, demo_stores, hits = app.load_stores(cfg, {"pretrained", "finetuned"})
+    views = dict(cfg.paper.views)
+    checkpoints = app.load_checkpoints(cfg, {"pretrained", "finetuned"})
+    demo_stores, _ = app.extract_stores(cfg, app.build(cfg.data), checkpoints, views)
     last = demo_stores["finetuned"].layer_name(-1)
     stores = {
         "pretrained": scaled_store(demo_stores["pretrained"], scratch / "pretrained", n_frames, dim, ["cnn", last], 1),
@@ -272,17 +276,18 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     }
     print(f"paper stage: {stores['finetuned'].n_frames:,} frames x {dim} dims per view", flush=True)
     clock = StageClock()
-    app.load_stores = lambda *_args: (corpus, stores, {side: True for side in stores})
-    for name in ("label_frames", "silence_scores", "projection_faithfulness", "view_comparison", "run_characters",
-                 "projection_panels", "agreement_projection", "confusion_figure", "log_figure"):
+    app.extract_stores = lambda *_args: (stores, {side: True for side in stores})
+    for name in ("label_frames", "silence_scores"):
         setattr(app, name, clock.wrap(name, getattr(app, name)))
-    app.paper_tables.error_categories = clock.wrap("error_categories", app.paper_tables.error_categories)
+    for name in ("projection_faithfulness", "view_comparison", "characters", "projection_panels",
+                 "agreement_projection", "confusion_figure"):
+        setattr(paper, name, clock.wrap(name, getattr(paper, name)))
+    Result.add_figure = clock.wrap("saving figures", Result.add_figure)
+    paper.paper_tables.error_categories = clock.wrap("error_categories", paper.paper_tables.error_categories)
     OurKMeans.fit = clock.wrap("k-means", OurKMeans.fit)
     _Projection.fit_transform = clock.wrap("projections (PCA, t-SNE, UMAP)", _Projection.fit_transform)
     reduce.knn_graph = clock.wrap("exact kNN graphs", reduce.knn_graph)
-    import w2vlens.analysis as analysis
-
-    analysis.train_probe = clock.wrap("mistake probe (Lightning)", train_probe)
+    probe.train_probe = clock.wrap("mistake probe (Lightning)", probe.train_probe)
     total, _ = timed(lambda: clock.wrap("other (MLflow logging, tables, summary)", app.run)(cfg))
     return [("whole experiment=paper", total)] + sorted(clock.seconds.items(), key=lambda item: -item[1])
 

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
 
+from w2vlens.paths import DEMO_PAIR_DIR, default_cache_dir
+from w2vlens.runtime import configure_process
+
 # Training uses torch's thread pool alone, which runs best with OpenMP's default active waiting
-# (w2vlens asks for passive waiting, for FAISS's sake); the pair's timings were measured so.
-os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+# (the app asks for passive waiting, for FAISS's sake); the pair's timings were measured so.
+configure_process(omp_wait_policy="ACTIVE")
 
 import transformers  # noqa: E402
 
 from w2vlens.demo.training import build_demo_pair  # noqa: E402
-from w2vlens.paths import DEMO_PAIR_DIR, default_cache_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from w2vlens.align import AlignmentError, encode_transcript, forced_align
 from w2vlens.errors import W2VLensError
+from w2vlens.labelling.align import AlignmentError, encode_transcript, forced_align
 
 VOCABULARY = ["blank", "<unk>", "|"] + list("abcdefghijklmnopqrstuvwxyzåäö")
 BLANK = 0

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from w2vlens.analysis import label_frames, silence_scores
+from w2vlens.labelling.frames import label_frames, silence_scores
 
 VOCABULARY = ["blank", "<unk>", "|", "a", "t"]
 

@@ -4,50 +4,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import REPO_ROOT, save_tiny_pair
+from helpers import REPO_ROOT, compose_app, overrides_for, runs, save_tiny_pair
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
 from w2vlens.app import run
 from w2vlens.config import register_resolvers
 from w2vlens.errors import W2VLensError
-from w2vlens.tracking import tracking_uri
-
-
-def overrides_for(pair: tuple[Path, Path], manifest: Path, work: Path) -> list[str]:
-    return [
-        "data=manifest", f"data.path={manifest}", "pair=custom", f"pair.pretrained={pair[0]}",
-        f"pair.finetuned={pair[1]}", f"cache_dir={work / 'cache'}", f"tracking.dir={work / 'mlruns'}",
-    ]
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
-def runs(work: Path) -> pd.DataFrame:
-    mlflow.set_tracking_uri(tracking_uri(work / "mlruns"))
-    return mlflow.search_runs(experiment_names=["w2vlens"])
 
 
 def test_default_config_is_the_demo() -> None:
-    cfg = compose_config([])
-    assert cfg.data._target_ == "w2vlens.data.demo_corpus" and cfg.pair.name == "demo"
+    cfg = compose_app([])
+    assert cfg.data._target_ == "w2vlens.corpora.corpus.demo_corpus" and cfg.pair.name == "demo"
     assert cfg.model.name == "finetuned" and cfg.model.layer == -1 and cfg.cluster.k == "auto"
     assert Path(cfg.pair.finetuned).name == "finetuned"
 
 
 def test_run_logs_scores_config_table_and_figure(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                  tmp_path: Path) -> None:
-    scores = run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path)))
+    scores = run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path)))
     assert {"ami", "homogeneity", "completeness", "nmi", "ari", "v_measure"} <= set(scores)
     logged = runs(tmp_path)
     assert len(logged) == 1
@@ -58,29 +37,35 @@ def test_run_logs_scores_config_table_and_figure(tiny_pair: tuple[Path, Path], c
     assert record["tags.view"] == "finetuned" and record["tags.pair"] == "custom"
     client = MlflowClient()
     artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
-    assert artifacts == {"tables/clusters_finetuned_layer_02.json", "figures/contingency_finetuned_layer_02.png"}
+    assert artifacts == {"tables/clusters.json", "figures/contingency.png"}  # named by role: runs line up
     assert record["tags.layer"] == "2"  # layer=-1 is the last of the tiny model's 2 layers
+    assert "tags.reduce" not in record or record["tags.reduce"] is None  # no projection, no tag
+    assert [m.step for m in client.get_metric_history(record.run_id, "ami")] == [0]  # one value, no curve
+    assert record["metrics.extract_seconds"] > 0
 
 
 def test_layer_tag_names_the_layer_actually_clustered(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                       tmp_path: Path) -> None:
-    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["model.layer=1"]))
+    run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["model.layer=1"]))
     assert runs(tmp_path).iloc[0]["tags.layer"] == "1"
 
 
 @pytest.mark.parametrize("model", ["pretrained", "cnn"])
 def test_pretrained_and_cnn_views(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path,
                                   model: str) -> None:
-    scores = run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + [f"model={model}"]))
+    scores = run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + [f"model={model}"]))
     assert 0.0 <= scores["homogeneity"] <= 1.0
     assert runs(tmp_path).iloc[0]["tags.view"] == model
 
 
-def test_several_layers_are_logged_as_steps(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
-                                            tmp_path: Path) -> None:
-    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["layer=[0,-1]"]))
-    history = MlflowClient().get_metric_history(runs(tmp_path).iloc[0].run_id, "ami")
-    assert sorted(m.step for m in history) == [0, 2]
+def test_several_layers_are_logged_under_a_section_each(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                                         tmp_path: Path) -> None:
+    scores = run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["layer=[0,-1]"]))
+    record = runs(tmp_path).iloc[0]
+    assert record["metrics.layer_02/ami"] == pytest.approx(scores["ami"])  # the last layer is the headline
+    assert 0 <= record["metrics.layer_00/ami"] <= 1
+    artifacts = {a.path for a in MlflowClient().list_artifacts(record.run_id, "layer_00/figures")}
+    assert artifacts == {"layer_00/figures/contingency.png"}
 
 
 def _break_first_audio(manifest: Path, how: str) -> None:
@@ -106,7 +91,7 @@ def test_bad_data_is_named_and_leaves_no_cache(tiny_pair: tuple[Path, Path], cor
                                                tmp_path: Path, how: str, message: str) -> None:
     _break_first_audio(corpus_manifest, how)
     with pytest.raises(W2VLensError, match=message):
-        run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path)))
+        run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path)))
     stores = tmp_path / "cache" / "stores"
     assert not stores.exists() or list(stores.iterdir()) == []
 
@@ -114,9 +99,9 @@ def test_bad_data_is_named_and_leaves_no_cache(tiny_pair: tuple[Path, Path], cor
 def test_bad_checkpoints_are_named(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
     base = overrides_for(tiny_pair, corpus_manifest, tmp_path)
     with pytest.raises(W2VLensError, match=r"/no/such/model: checkpoint folder does not exist"):
-        run(compose_config(base + ["pair.finetuned=/no/such/model", "data.path=/no/such/manifest.tsv"]))
+        run(compose_app(base + ["pair.finetuned=/no/such/model", "data.path=/no/such/manifest.tsv"]))
     with pytest.raises(W2VLensError, match=r"pretrained: not a CTC model"):
-        run(compose_config(base + [f"pair.finetuned={tiny_pair[0]}"]))
+        run(compose_app(base + [f"pair.finetuned={tiny_pair[0]}"]))
     assert not (tmp_path / "cache" / "stores").exists()
 
 
@@ -136,9 +121,9 @@ def test_shard_jobs_only_extract_and_the_analysis_reuses_their_store(tiny_pair: 
                                                                      corpus_manifest: Path, tmp_path: Path) -> None:
     base = overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["extract.num_shards=2"]
     for shard in (0, 1):
-        assert run(compose_config(base + [f"extract.shard={shard}"])) == {}
+        assert run(compose_app(base + [f"extract.shard={shard}"])) == {}
     assert runs(tmp_path).empty  # extraction jobs log no analysis runs
-    run(compose_config(base + ["model=pretrained"]))
+    run(compose_app(base + ["model=pretrained"]))
     record = runs(tmp_path).iloc[0]
     assert record["metrics.cache_hit_finetuned"] == 1 and record["metrics.cache_hit_pretrained"] == 1
 
@@ -205,7 +190,7 @@ def test_projection_runs_log_the_same_faithfulness_metrics(tiny_pair: tuple[Path
                                                            tmp_path: Path) -> None:
     base = overrides_for(tiny_pair, corpus_manifest, tmp_path)
     for projection in ("pca", "tsne"):
-        run(compose_config(base + [f"reduce={projection}", "reduce.projection.max_points=200"]))
+        run(compose_app(base + [f"reduce={projection}", "reduce.projection.max_points=200"]))
     logged = runs(tmp_path)
     expected = {"metrics.projection_ami", "metrics.projection_homogeneity", "metrics.projection_completeness",
                 "metrics.trustworthiness", "metrics.continuity", "metrics.knn_preservation"}
@@ -213,14 +198,14 @@ def test_projection_runs_log_the_same_faithfulness_metrics(tiny_pair: tuple[Path
     assert logged[sorted(expected)].notna().all().all()
     assert sorted(logged["tags.reduce"]) == ["pca", "tsne"]
     figures = {a.path for a in MlflowClient().list_artifacts(logged.run_id.iloc[0], "figures")}
-    assert {"figures/tsne_layer_02_by_label.png", "figures/tsne_layer_02_by_label.pdf"} <= figures
+    assert {"figures/projection_by_label.png", "figures/projection_by_label.pdf"} <= figures
 
 
 def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                           tmp_path: Path) -> None:
     overrides = overrides_for(tiny_pair, corpus_manifest, tmp_path) + [
         "experiment=paper", "paper.projections.umap.projection.n_epochs=50", "paper.color_by=[speaker,age]"]
-    scores = run(compose_config(overrides))
+    scores = run(compose_app(overrides))
     assert set(scores) == {"ami", "homogeneity", "completeness"}
     record = runs(tmp_path).iloc[0]
     client = MlflowClient()
@@ -237,23 +222,29 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert record["tags.table2_protocol"].startswith("pca: fitted on every frame")
     assert {"tables/table4_cluster_majority.json", "tables/figure2_distances.json", "figures/figure3_balanced.png",
             "tables/figure3_balanced_probe_report.json"} <= artifacts
-    assert 0 <= record["metrics.error_detection_probe_auroc"] <= 1
-    assert 0 <= record["metrics.error_detection_confidence_auroc"] <= 1
-    assert "metrics.probe_test_balanced_accuracy" in record and "metrics.probe_logreg_test_balanced_accuracy" in record
+    assert 0 <= record["metrics.figure3/probe_auroc"] <= 1
+    assert 0 <= record["metrics.figure3/confidence_auroc"] <= 1
+    assert 0 <= record["metrics.figure3/probe_balanced_accuracy"] <= 1
+    assert {"tables/figure3_balanced_accuracy.json", "tables/figure2_categories.json"} <= artifacts
+    metrics = [column.removeprefix("metrics.") for column in record.index
+               if column.startswith("metrics.") and pd.notna(record[column])]
+    assert len(metrics) <= 60  # the headline numbers; per-item results are tables
+    assert all(name.count("/") <= 1 for name in metrics)  # `/` only after a section such as table1/
     summary = Path(client.download_artifacts(record.run_id, "summary.md", str(tmp_path))).read_text()
     assert "| finetuned | kmeans |" in summary and "(0.70)" in summary  # ours beside the paper's
     assert "## Table 4" in summary and "## Figure 3" in summary and "## Figure 2" in summary
     assert "What still differs from the paper" in summary and "every frame projected" in summary
     for view in ("cnn", "pretrained", "finetuned"):
         for projection in ("pca", "tsne", "umap"):
-            assert 0 <= record[f"metrics.{view}_{projection}_trustworthiness"] <= 1
-    assert record["metrics.pretrained_vs_finetuned_linear_cka"] >= 0
-    assert record["metrics.finetuned_kmeans_ami"] == pytest.approx(scores["ami"])
+            assert 0 <= record[f"metrics.table2/{view}_{projection}_ami"] <= 1
+    assert record["metrics.table3/pretrained_vs_finetuned_linear_cka"] >= 0
+    assert record["metrics.table1/finetuned_kmeans_ami"] == pytest.approx(scores["ami"])
+    assert record["tags.mlflow.runName"] == "paper kmeans+spherical k=33"
 
 
 def test_layer_experiment_logs_curves_for_both_models(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                       tmp_path: Path) -> None:
-    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["experiment=layers"]))
+    run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["experiment=layers"]))
     record = runs(tmp_path).iloc[0]
     client = MlflowClient()
     for metric in ("pretrained_ami", "finetuned_ami", "finetuned_completeness", "linear_cka"):

@@ -50,12 +50,12 @@ def test_labels_sit_at_each_labels_median_and_skip_blank_and_silence() -> None:
 
 def test_a_projection_run_logs_its_atlas_table_and_cluster_audio(tiny_pair: tuple[Path, Path],
                                                                 corpus_manifest: Path, tmp_path: Path) -> None:
+    from helpers import compose_app, overrides_for, runs
     from mlflow.tracking import MlflowClient
-    from test_app import compose_config, overrides_for, runs
 
     from w2vlens.app import run
 
-    run(compose_config(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["reduce=pca", "listen.frames=3"]))
+    run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["reduce=pca", "listen.frames=3"]))
     run_id = runs(tmp_path).run_id.iloc[0]
     client = MlflowClient()
     table = pd.read_parquet(client.download_artifacts(run_id, "atlas/pca_layer_02.parquet", str(tmp_path)))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from w2vlens.characters import character_confusion, majority_mapping, per_character_accuracy
+from w2vlens.analysis.characters import character_confusion, majority_mapping, per_character_accuracy
 
 # (cluster, label, frames): cluster 4 holds one c and one d, a tie the alphabetically first label wins
 CONTINGENCY = [(0, "a", 6), (0, "b", 2), (1, "b", 5), (1, "a", 1), (2, "blank", 8), (2, "c", 3),

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from w2vlens.cluster import DeviceRows, KMeans, _add_cluster_sums, pick_backend
+from w2vlens.analysis.cluster import DeviceRows, KMeans, _add_cluster_sums, pick_backend
+from w2vlens.analysis.metrics import cluster_summary, clustering_scores, contingency
 from w2vlens.errors import W2VLensError
-from w2vlens.metrics import cluster_summary, clustering_scores, contingency
 
 
 def blobs(n_per: int = 300, k: int = 5, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

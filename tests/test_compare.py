@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from w2vlens.compare import linear_cka
+from w2vlens.analysis.compare import linear_cka
 from w2vlens.errors import W2VLensError
 
 

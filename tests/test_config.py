@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, app_overrides, compose_app
+from helpers import REPO_ROOT, app_overrides, compose_app
 from hydra.errors import ConfigCompositionException
 
 from w2vlens.app import run
@@ -20,10 +20,19 @@ from w2vlens.errors import W2VLensError
     ("silence.min_frames=[1]", "silence.min_frames"),
     ("tracking.experiment=[a]", "tracking.experiment"),
     ("no_such_key=1", "no_such_key"),
+    ("extract.batch_seconds=fast", "extract.batch_seconds"),
+    ("extract.shard=first", "extract.shard"),
+    ("extract.no_such_key=1", "extract.no_such_key"),
+    ("paper.probe.hidden=many", "paper.probe.hidden"),
+    ("paper.probe.hiden=3", "paper.probe.hiden"),
+    ("paper.cka_points=abc", "paper.cka_points"),
+    ("layers.cka_points=abc", "layers.cka_points"),
 ])
 def test_wrong_types_and_unknown_keys_fail_at_compose(override: str, key: str) -> None:
+    preset = ["experiment=paper"] if override.startswith("paper.") else (
+        ["experiment=layers"] if override.startswith("layers.") else [])
     with pytest.raises(ConfigCompositionException) as caught:
-        compose_app([override])
+        compose_app([*preset, override])
     assert f"full_key: {key}" in str(caught.value.__cause__)
 
 

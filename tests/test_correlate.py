@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from w2vlens.correlate import character_correlations, character_frequencies
+from w2vlens.analysis.correlate import character_correlations, character_frequencies
 from w2vlens.errors import W2VLensError
 
 

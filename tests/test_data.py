@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from w2vlens.audio import load_audio
-from w2vlens.data import load_manifest
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.corpus import load_manifest
+from w2vlens.corpora.text import characters_outside, normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.text import characters_outside, normalize_text
 
 
 def test_tsv_manifest_keeps_text_annotators_and_metadata(corpus_manifest: Path) -> None:

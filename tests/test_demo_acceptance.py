@@ -4,7 +4,7 @@ the demo corpus and extracts both models; run with `pytest -m slow`)."""
 from pathlib import Path
 
 import pytest
-from test_app import compose_config, runs
+from helpers import compose_app, runs
 
 from w2vlens.app import run
 
@@ -21,15 +21,15 @@ def demo_overrides(work: Path) -> list[str]:
 
 
 def test_finetuning_creates_the_character_clusters(demo_work: Path) -> None:
-    finetuned = run(compose_config(demo_overrides(demo_work) + ["model=finetuned"]))
-    pretrained = run(compose_config(demo_overrides(demo_work) + ["model=pretrained"]))
+    finetuned = run(compose_app(demo_overrides(demo_work) + ["model=finetuned"]))
+    pretrained = run(compose_app(demo_overrides(demo_work) + ["model=pretrained"]))
     assert finetuned["ami"] >= 0.5
     assert finetuned["ami"] >= pretrained["ami"] + 0.2
 
 
 def test_paper_experiment_on_the_demo(demo_work: Path) -> None:
-    run(compose_config(demo_overrides(demo_work) + ["experiment=paper"]))
+    run(compose_app(demo_overrides(demo_work) + ["experiment=paper"]))
     record = runs(demo_work).sort_values("start_time").iloc[-1]
     assert record["metrics.silence_f1"] >= 0.8
-    assert record["metrics.finetuned_cer"] <= 0.15
-    assert record["metrics.probe_test_balanced_accuracy"] > record["metrics.probe_majority_test_balanced_accuracy"]
+    assert record["metrics.table5/finetuned_cer"] <= 0.15
+    assert record["metrics.figure3/probe_balanced_accuracy"] > record["metrics.figure3/majority_balanced_accuracy"]

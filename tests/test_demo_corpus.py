@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from w2vlens.analysis.metrics import character_error_rate
 from w2vlens.demo.annotators import PROFILES, annotate
 from w2vlens.demo.corpus import build_demo_corpus, build_demo_split
 from w2vlens.demo.sentences import FINNISH_ALPHABET, all_letters, make_utterance
-from w2vlens.metrics import character_error_rate
 
 
 def test_sentences_cover_every_finnish_letter() -> None:

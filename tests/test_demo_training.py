@@ -75,6 +75,7 @@ def _clips() -> list[Utterance]:
     return clips
 
 
+@pytest.mark.slow  # trains the demo model for a few steps; `make demo` tooling, run by CI
 def test_contrastive_loss_decreases_on_a_fixed_batch() -> None:
     seed_everything(0)
     module = PretrainModule(demo_config(**TINY), PRE, total_steps=20)
@@ -91,6 +92,7 @@ def test_contrastive_loss_decreases_on_a_fixed_batch() -> None:
     assert np.mean(contrastive[-3:]) < np.mean(contrastive[:3]) - 0.1
 
 
+@pytest.mark.slow  # trains a tiny pair twice; `make demo` tooling, run by CI
 def test_pair_is_reproducible_and_loads_like_a_hub_checkpoint(tmp_path: Path) -> None:
     clips = _clips()
     weights = []

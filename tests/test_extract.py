@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from w2vlens import extract as extract_module
-from w2vlens.audio import load_audio
-from w2vlens.data import load_manifest
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.corpus import load_manifest
+from w2vlens.embeddings import extract as extract_module
+from w2vlens.embeddings.extract import extract
+from w2vlens.embeddings.models import load_checkpoint
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import extract
-from w2vlens.models import BLANK_LABEL, load_checkpoint
+from w2vlens.labels import BLANK_LABEL
 
 CPU = torch.device("cpu")
 

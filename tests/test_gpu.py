@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from w2vlens.cluster import KMeans, pick_backend
-from w2vlens.data import load_manifest
-from w2vlens.extract import extract
-from w2vlens.metrics import clustering_scores
-from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
-from w2vlens.reduce import TSNEProjection, UMAPProjection, knn_graph
+from w2vlens.analysis.cluster import KMeans, pick_backend
+from w2vlens.analysis.metrics import clustering_scores
+from w2vlens.analysis.reduce import TSNEProjection, UMAPProjection, knn_graph
+from w2vlens.corpora.corpus import load_manifest
+from w2vlens.embeddings.extract import extract
+from w2vlens.embeddings.models import load_checkpoint, resolve_device, resolve_dtype
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

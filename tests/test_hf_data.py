@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import REPO_ROOT, app_overrides, compose_app
 from datasets import Audio, ClassLabel, Dataset
+from helpers import REPO_ROOT, app_overrides, compose_app
 
 from w2vlens.app import run
-from w2vlens.audio import load_audio
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.hf import load_hf_corpus
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
-from w2vlens.hf_data import load_hf_corpus
-from w2vlens.store import EmbeddingStore
 
 TEXT = "tuuli on kova"
 # (format, subtype, sample rate, channels) of the examples' embedded audio
@@ -144,7 +144,7 @@ def test_cli_says_how_to_use_a_local_copy_of_an_unreachable_dataset(tiny_pair: t
                         "revision": "refs/convert/parquet"}),
     ("data=common_voice_fi", {"path": "csv", "audio_column": "path", "text_column": "sentence",
                               "rename_columns": {"client_id": "speaker"}}),
-    ("data=kaldi", {"_target_": "w2vlens.kaldi.load_kaldi_dir", "run_commands": False}),
+    ("data=kaldi", {"_target_": "w2vlens.corpora.kaldi.load_kaldi_dir", "run_commands": False}),
     ("pair=paper", {"pretrained": "facebook/wav2vec2-large-100k-voxpopuli",
                     "finetuned": "GetmanY1/wav2vec2-large-uralic-voxpopuli-v2-100h"}),
     ("pair=xlsr", {"pretrained": "facebook/wav2vec2-xls-r-300m",

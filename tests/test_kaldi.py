@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO_ROOT, app_overrides
+from helpers import REPO_ROOT, app_overrides
 
-from w2vlens.audio import load_audio
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.kaldi import load_kaldi_dir
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
-from w2vlens.kaldi import load_kaldi_dir
-from w2vlens.plots import projection_panels
-from w2vlens.store import EmbeddingStore
+from w2vlens.figures import projection_panels
 
 TEXT = "tuuli on kova"
 

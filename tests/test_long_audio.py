@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, write_long_recording
+from helpers import REPO_ROOT, write_long_recording
 
-from w2vlens import extract as extract_module
-from w2vlens.analysis import label_frames
-from w2vlens.audio import audio_windows, load_audio
-from w2vlens.data import Corpus, Utterance, load_manifest
+from w2vlens.corpora.audio import audio_windows, load_audio
+from w2vlens.corpora.corpus import Corpus, Utterance, load_manifest
+from w2vlens.embeddings import extract as extract_module
+from w2vlens.embeddings.extract import Window, extract, plan_windows
+from w2vlens.embeddings.models import load_checkpoint
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import Window, extract, plan_windows
-from w2vlens.models import load_checkpoint
+from w2vlens.labelling.frames import label_frames
 
 CPU = torch.device("cpu")
 STRIDE, FIELD = 320, 400  # wav2vec2's frame stride and receptive field in samples
@@ -100,9 +100,9 @@ def test_window_options_are_checked(tiny_pair: tuple[Path, Path], corpus_manifes
 _PEAK_RSS = """
 import re, sys, torch
 from pathlib import Path
-from w2vlens.data import Corpus, Utterance
-from w2vlens.extract import extract
-from w2vlens.models import load_checkpoint
+from w2vlens.corpora.corpus import Corpus, Utterance
+from w2vlens.embeddings.extract import extract
+from w2vlens.embeddings.models import load_checkpoint
 def peak():
     return int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
 checkpoint = load_checkpoint(sys.argv[2], True, torch.device("cpu"), torch.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ALPHABET, tiny_config
+from helpers import ALPHABET, tiny_config
 from transformers import (
     Data2VecAudioConfig,
     Data2VecAudioForCTC,
@@ -24,11 +24,12 @@ from transformers import (
     WavLMModel,
 )
 
-from w2vlens.audio import load_audio
-from w2vlens.data import Corpus, Utterance
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.corpus import Corpus, Utterance
+from w2vlens.embeddings.extract import extract
+from w2vlens.embeddings.models import load_checkpoint
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import extract
-from w2vlens.models import BLANK_LABEL, load_checkpoint
+from w2vlens.labels import BLANK_LABEL
 
 CPU = torch.device("cpu")
 TINY = dict(vocab_size=3 + len(ALPHABET), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

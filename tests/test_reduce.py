@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from w2vlens.cluster import KMeans
-from w2vlens.errors import W2VLensError
-from w2vlens.faithfulness import cluster_agreement, continuity, knn_preservation, trustworthiness
-from w2vlens.reduce import (
+from w2vlens.analysis.cluster import KMeans
+from w2vlens.analysis.faithfulness import cluster_agreement, continuity, knn_preservation, trustworthiness
+from w2vlens.analysis.reduce import (
     ExactNeighbours,
     PCAProjection,
     TSNEProjection,
@@ -22,6 +21,7 @@ from w2vlens.reduce import (
     sample_rows,
     shared_knn_graphs,
 )
+from w2vlens.errors import W2VLensError
 
 
 def blobs(n_per: int = 200, k: int = 5, dim: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -98,10 +98,11 @@ def test_umap_backend_choice_is_checked() -> None:
             UMAPProjection(backend="cuml").fit_transform(blobs(n_per=10)[0])
 
 
+@pytest.mark.slow  # two fresh processes import umap-learn (a minute on 2 cores); CI runs it
 def test_umap_kernels_are_compiled_once_per_machine(tmp_path: Path) -> None:
     """umap-learn's numba kernels land in NUMBA_CACHE_DIR, so later processes (sweep jobs) reuse them."""
     script = ("import numpy as np\n"
-              "from w2vlens.reduce import import_umap_with_cached_jit\n"
+              "from w2vlens.analysis.reduce import import_umap_with_cached_jit\n"
               "umap = import_umap_with_cached_jit()\n"
               "print(type(umap.umap_.smooth_knn_dist._cache).__name__)\n"
               "umap.UMAP(n_epochs=20, random_state=0, n_jobs=1).fit(np.random.default_rng(0).normal(size=(300, 5)))\n")

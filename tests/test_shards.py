@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import write_corpus
+from helpers import write_corpus
 
-from w2vlens.audio import audio_duration
-from w2vlens.data import load_manifest
+from w2vlens.corpora.audio import audio_duration
+from w2vlens.corpora.corpus import load_manifest
+from w2vlens.embeddings.extract import Shard, extract, plan_batches
+from w2vlens.embeddings.models import load_checkpoint
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import Shard, extract, plan_batches
-from w2vlens.models import load_checkpoint
-from w2vlens.store import EmbeddingStore
 
 CPU = torch.device("cpu")
 
@@ -69,9 +69,9 @@ KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import torch
-    from w2vlens.data import load_manifest
-    from w2vlens.extract import extract
-    from w2vlens.models import load_checkpoint
+    from w2vlens.corpora.corpus import load_manifest
+    from w2vlens.embeddings.extract import extract
+    from w2vlens.embeddings.models import load_checkpoint
 
     checkpoint = load_checkpoint(sys.argv[1], require_ctc=True, device=torch.device("cpu"), dtype=torch.float32)
     forward, calls = checkpoint.model.forward, []

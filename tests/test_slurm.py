@@ -8,10 +8,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, app_overrides, compose_app
+from helpers import REPO_ROOT, app_overrides, compose_app
 
 from w2vlens.app import run
-from w2vlens.store import EmbeddingStore
+from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.tracking import tracking_uri
 
 pytestmark = pytest.mark.slurm

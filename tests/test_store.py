@@ -18,13 +18,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from w2vlens import extract as extract_module
-from w2vlens.audio import audio_duration, load_audio
-from w2vlens.data import load_manifest
+from w2vlens.corpora.audio import audio_duration, load_audio
+from w2vlens.corpora.corpus import load_manifest
+from w2vlens.embeddings import extract as extract_module
+from w2vlens.embeddings.extract import extract, plan_batches, store_key
+from w2vlens.embeddings.models import load_checkpoint, resolve_device, resolve_dtype
+from w2vlens.embeddings.store import ArrayFile
 from w2vlens.errors import W2VLensError
-from w2vlens.extract import extract, plan_batches, store_key
-from w2vlens.models import load_checkpoint, resolve_device, resolve_dtype
-from w2vlens.store import ArrayFile
 
 CPU = torch.device("cpu")
 
@@ -147,7 +147,7 @@ def test_the_batch_plan_is_in_the_key(finetuned: object, corpus_manifest: Path) 
 
 
 def test_a_resumed_run_completes_the_same_batches(finetuned: object, tmp_path: Path) -> None:
-    from conftest import write_corpus
+    from helpers import write_corpus
 
     corpus = load_manifest(write_corpus(tmp_path / "corpus", n=12))
     forward, calls = finetuned.model.forward, []
@@ -218,9 +218,9 @@ RACING_RUN = textwrap.dedent("""
     import sys
     from pathlib import Path
     import torch
-    from w2vlens.data import load_manifest
-    from w2vlens.extract import extract
-    from w2vlens.models import load_checkpoint
+    from w2vlens.corpora.corpus import load_manifest
+    from w2vlens.embeddings.extract import extract
+    from w2vlens.embeddings.models import load_checkpoint
 
     checkpoint = load_checkpoint(sys.argv[1], require_ctc=True, device=torch.device("cpu"), dtype=torch.float32)
     forward, calls = checkpoint.model.forward, []
@@ -288,7 +288,7 @@ def test_bad_extract_options_are_one_line(tiny_pair: tuple[Path, Path]) -> None:
 
 
 def test_ctc_checkpoint_without_a_tokenizer_is_one_line(tmp_path: Path) -> None:
-    from conftest import save_tiny_pair
+    from helpers import save_tiny_pair
 
     _, finetuned_dir = save_tiny_pair(tmp_path)
     for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):
@@ -305,10 +305,10 @@ def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
     Averaged over four K-means seeds: one clustering is chaotic in its input (a single seed moved
     by 0.003 when measured, the other three by at most 0.0002), the expected AMI is what storage
     must not change."""
-    from w2vlens.analysis import label_frames
-    from w2vlens.cluster import KMeans
-    from w2vlens.data import demo_corpus
-    from w2vlens.metrics import clustering_scores
+    from w2vlens.analysis.cluster import KMeans
+    from w2vlens.analysis.metrics import clustering_scores
+    from w2vlens.corpora.corpus import demo_corpus
+    from w2vlens.labelling.frames import label_frames
     from w2vlens.paths import DEMO_PAIR_DIR
 
     checkpoint = load_checkpoint(str(DEMO_PAIR_DIR / "finetuned"), require_ctc=True, device=CPU, dtype=torch.float32)
@@ -324,3 +324,12 @@ def test_float16_storage_keeps_the_demo_ami(tmp_path: Path) -> None:
                                 for seed in range(4)])
     print("demo fine-tuned AMI (mean of 4 seeds) by storage dtype:", ami)
     assert abs(ami["float16"] - ami["float32"]) <= 0.002
+
+
+def test_spans_give_each_utterances_rows(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
+    checkpoint = load_checkpoint(str(tiny_pair[1]), require_ctc=True, device=CPU, dtype=torch.float32)
+    store, _ = extract(checkpoint, load_manifest(corpus_manifest), tmp_path, torch.float32, arrays=["logits"])
+    spans = list(store.spans())
+    assert [utt.id for utt, _ in spans] == store.utterances()["id"].tolist()
+    assert spans[0][1].start == 0 and spans[-1][1].stop == store.n_frames
+    assert all(a.stop == b.start for (_, a), (_, b) in zip(spans[:-1], spans[1:], strict=True))  # in order

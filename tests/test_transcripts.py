@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.text import normalize_text
-from w2vlens.transcripts import (
+from w2vlens.labelling.transcripts import (
     annotator_error_counts,
     char_alignment,
     check_annotators,

@@ -1,10 +1,12 @@
 """The config's schema and the OmegaConf resolvers the configs use.
 
-The schema types the top-level keys this module owns, so that a value of the wrong type or an
-unknown key fails when Hydra composes the config, with its one-line message naming the key. The
-config groups (`data`, `pair`, `model`, `cluster`, `reduce`, `extract`, the experiments' `paper`
-and `layers`) are left untyped here: each group's own files define them. A new top-level key in
-conf/config.yaml must be added to `AppConfig`.
+The schema types every setting the app hands to code as plain values (`extract`, `silence`,
+`faithfulness`, `paper` with its `probe`, `layers`, `listen`, `atlas`, `tracking`), so that a value
+of the wrong type or an unknown key fails when Hydra composes the config, with its one-line message
+naming the key; the app turns them into these dataclasses (`OmegaConf.to_object`). The groups that
+choose an implementation (`data`, `cluster.estimator`, `reduce`) are built with `_target_`, and
+`pair` and `model` (a view: name, checkpoint, layer) are read by the app. A new key in
+conf/config.yaml must be added here.
 """
 
 from __future__ import annotations
@@ -52,6 +54,60 @@ class ListenConfig:
 
 
 @dataclass
+class ExtractConfig:
+    device: str = MISSING
+    dtype: str = MISSING
+    storage_dtype: str = MISSING
+    layers: Any = None  # null, "all" or a list of layer indices: app.needed_arrays checks it
+    batch_seconds: float = MISSING
+    loader_workers: int = MISSING
+    verify: bool = MISSING
+    num_shards: int = MISSING
+    shard: int | None = None
+    window_seconds: float | None = MISSING
+    context_seconds: float = MISSING
+    chunk_seconds: float = MISSING
+
+
+@dataclass
+class ProbeConfig:
+    """Figure 3's mistake classifier (`w2vlens.analysis.probe.train_probe`)."""
+
+    hidden: int = MISSING
+    depth: int = MISSING
+    dropout: float = MISSING
+    lr: float = MISSING
+    max_epochs: int = MISSING
+    batch_size: int = MISSING
+    patience: int = MISSING
+
+
+@dataclass
+class PaperConfig:
+    """experiment=paper (conf/experiment/paper.yaml says what each means)."""
+
+    views: Any = MISSING  # name -> a `model` config, composed from the model group
+    projections: Any = MISSING  # name -> a `reduce` config, composed from the reduce group
+    spherical_views: list[str] = MISSING
+    figure_projection: str = MISSING
+    hide_blank_in: list[str] = MISSING
+    color_by: list[str] = MISSING
+    cka_points: int = MISSING
+    character_labels: str = MISSING
+    accuracy_bands: list[list[float]] = MISSING
+    reference: str = MISSING
+    percentiles: list[int] = MISSING
+    finetuning_transcripts: str | None = MISSING
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+
+@dataclass
+class LayersConfig:
+    views: Any = MISSING
+    cka_points: int = MISSING
+
+
+@dataclass
 class AppConfig:
     """Values live in conf/config.yaml; this only says what each may be."""
 
@@ -68,10 +124,10 @@ class AppConfig:
     pair: Any = MISSING
     model: Any = MISSING
     cluster: Any = MISSING
-    extract: Any = MISSING
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
     reduce: Any = None
-    paper: Any = None
-    layers: Any = None
+    paper: PaperConfig | None = None
+    layers: LayersConfig | None = None
 
 
 ConfigStore.instance().store(name=SCHEMA_NAME, node=AppConfig)

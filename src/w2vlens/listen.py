@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from w2vlens.audio import load_audio
-from w2vlens.data import Utterance
+from w2vlens.corpora.audio import load_audio
+from w2vlens.corpora.corpus import Utterance
 
 SAMPLE_RATE = 16000
 FADE_SECONDS = 0.005  # a short fade in and out, so the cuts do not click

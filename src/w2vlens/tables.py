@@ -19,27 +19,26 @@ without adding the 1 back, naming every cluster after the label before its own.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from w2vlens.characters import majority_mapping, per_character_accuracy
-from w2vlens.correlate import character_correlations
+from w2vlens.analysis.characters import majority_mapping, per_character_accuracy
+from w2vlens.analysis.correlate import character_correlations
+from w2vlens.analysis.faithfulness import cluster_agreement
+from w2vlens.analysis.metrics import character_error_rate, clustering_scores
+from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.faithfulness import cluster_agreement
-from w2vlens.metrics import character_error_rate, clustering_scores
-from w2vlens.models import BLANK_LABEL
-from w2vlens.text import WORD_DELIMITER, normalize_text
-from w2vlens.transcripts import (
+from w2vlens.labelling.transcripts import (
     ErrorFrames,
     per_character_accuracy_vs_reference,
     percentile_groups,
 )
-from w2vlens.transcripts import error_frames as _error_frames
+from w2vlens.labelling.transcripts import error_frames as _error_frames
+from w2vlens.labels import BLANK_LABEL, SCORES, WORD_DELIMITER
 
-PAIR_SCORES = ("ami", "homogeneity", "completeness")
 DEFAULT_BANDS = ((0.0, 0.2), (0.2, 0.3), (0.3, 1.0))
 
 
@@ -50,10 +49,12 @@ def table1(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
     return clustering_scores(np.asarray(labels), np.asarray(clusters))
 
 
-def table2(raw_clusters: np.ndarray, coords: np.ndarray, seed: int = 0) -> dict[str, float]:
+def table2(raw_clusters: np.ndarray, coords: np.ndarray, seed: int = 0,
+           kmeans: Callable[..., object] | None = None) -> dict[str, float]:
     """Table 2: K-means with as many clusters as `raw_clusters` on the 2-D `coords`, scored against
-    the clusters of the embeddings (the reference): `ami`, `homogeneity`, `completeness`."""
-    return cluster_agreement(np.asarray(raw_clusters), np.asarray(coords), seed=seed)
+    the clusters of the embeddings (the reference): `ami`, `homogeneity`, `completeness`. `kmeans`
+    (n_clusters=k -> an unfitted K-means): the run's estimator, as for the embeddings' clusters."""
+    return cluster_agreement(np.asarray(raw_clusters), np.asarray(coords), seed=seed, kmeans=kmeans)
 
 
 def table3(clusterings: Mapping[str, np.ndarray]) -> pd.DataFrame:
@@ -70,9 +71,9 @@ def table3(clusterings: Mapping[str, np.ndarray]) -> pd.DataFrame:
     for i, earlier in enumerate(names):
         for later in names[i + 1 :]:
             scores = clustering_scores(np.asarray(clusterings[later]), np.asarray(clusterings[earlier]))
-            rows[earlier, later] = {metric: scores[metric] for metric in PAIR_SCORES}
+            rows[earlier, later] = {metric: scores[metric] for metric in SCORES}
     index = pd.MultiIndex.from_tuples(list(rows), names=["earlier", "later"])
-    return pd.DataFrame(list(rows.values()), index=index, columns=list(PAIR_SCORES))
+    return pd.DataFrame(list(rows.values()), index=index, columns=list(SCORES))
 
 
 def is_character(token: str, blank: str) -> bool:
@@ -147,7 +148,7 @@ class Table4:
 
 def _cluster_majority(clusters: np.ndarray, labels: np.ndarray, vocabulary: Sequence[str]) -> pd.DataFrame:
     """Per label: frames, frames whose cluster's majority label (blank included) is that label, and
-    the share: the cluster-centred reading of Table 4 (see `w2vlens.characters`)."""
+    the share: the cluster-centred reading of Table 4 (see `w2vlens.analysis.characters`)."""
     mapping = majority_mapping(clusters, labels, vocabulary)
     return per_character_accuracy(clusters, labels, vocabulary, mapping)
 

@@ -25,8 +25,10 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import MLFlowLogger
 
 from w2vlens.figures import sweep_comparison
+from w2vlens.result import Result
 
 log = logging.getLogger(__name__)
 SWEEP_JOB_TAG = "sweep_job"  # the Hydra job number of a sweep's child run
@@ -264,3 +266,36 @@ def log_config(config: DictConfig, hydra_output_dir: Path | None) -> None:
         mlflow.log_params(dict(items[start : start + 100]))
     if hydra_output_dir is not None and (hydra_output_dir / ".hydra").is_dir():
         mlflow.log_artifacts(str(hydra_output_dir / ".hydra"), artifact_path="hydra")
+
+
+def log_result(result: Result) -> None:
+    """Logs a pipeline's result into the active run: metrics (without a step), curves (one value
+    per step), tables as JSON artifacts, texts, tags and the files under the result's folder; the
+    folder is removed afterwards."""
+    if result.metrics:
+        mlflow.log_metrics(result.metrics)
+    for name, values in result.curves.items():
+        for step, value in sorted(values.items()):
+            mlflow.log_metric(name, value, step=step)
+    for path, table in result.tables.items():
+        mlflow.log_table(table, artifact_file=path)
+    for path, text in result.texts.items():
+        mlflow.log_text(text, path)
+    if result.tags:
+        mlflow.set_tags(result.tags)
+    if result.files():
+        mlflow.log_artifacts(str(result.folder))
+    result.cleanup()
+
+
+class _ExistingRunLogger(MLFlowLogger):
+    """MLFlowLogger into a run the caller owns: Lightning's `finalize` would mark it finished."""
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+def lightning_logger(run_id: str) -> MLFlowLogger:
+    """A Lightning logger writing into the existing run `run_id` (on the current tracking URI),
+    which it leaves running: for the curves of a model a pipeline trains (the mistake probe)."""
+    return _ExistingRunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id)

@@ -38,9 +38,10 @@ from transformers import (
 )
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
+from w2vlens.corpora.text import normalize_text
 from w2vlens.demo.corpus import SAMPLE_RATE, build_demo_corpus
 from w2vlens.demo.sentences import FINNISH_ALPHABET
-from w2vlens.text import WORD_DELIMITER, normalize_text
+from w2vlens.labels import WORD_DELIMITER
 
 logger = logging.getLogger(__name__)
 
@@ -504,9 +505,6 @@ def evaluate_cer(model_dir: Path, utterances: Sequence[Utterance]) -> CerResult:
 
 def plot_curves(pretraining: PhaseResult, finetuning: PhaseResult, path: Path) -> None:
     """Pre-training losses (total, contrastive, diversity) above, the CTC loss below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     def smooth(values: np.ndarray, width: int = 15) -> np.ndarray:

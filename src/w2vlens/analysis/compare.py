@@ -1,0 +1,42 @@
+"""Comparing two models' views of the same frames beside paper Table 3 (whose clustering scores are
+`w2vlens.tables.table3`): representation similarity by linear CKA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from w2vlens.analysis.reduce import sample_rows
+from w2vlens.errors import W2VLensError
+from w2vlens.tables import table3
+
+
+def linear_cka(X: np.ndarray, Y: np.ndarray, max_points: int | None = 10_000, seed: int = 0) -> float:
+    """Linear centered kernel alignment (Kornblith et al. 2019) of two views of the same rows, on a
+    random sample of at most `max_points` rows.
+
+    Uses the feature-space form ||YᵀX||²_F / (||XᵀX||_F ||YᵀY||_F) on column-centred data, which
+    costs O(n·(p+q)²) time and O((p+q)²) memory: no n × n Gram matrices. It is invariant to
+    orthogonal transforms and isotropic scaling of either view, 1 for identical views.
+    """
+    if len(X) != len(Y):
+        raise W2VLensError(f"CKA needs the same rows in both views, got {len(X)} and {len(Y)}")
+    rows = sample_rows(len(X), max_points, seed=seed)
+    x = np.asarray(X[rows], dtype=np.float64)
+    y = np.asarray(Y[rows], dtype=np.float64)
+    x -= x.mean(axis=0)
+    y -= y.mean(axis=0)
+    denominator = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    if denominator == 0:
+        raise W2VLensError("CKA is undefined for a view without variance")
+    return float(np.linalg.norm(y.T @ x) ** 2 / denominator)
+
+
+def view_comparison(embeddings: dict[str, np.ndarray], clusters: dict[str, np.ndarray],
+                    cka_points: int, seed: int) -> pd.DataFrame:
+    """Paper Table 3 (`w2vlens.tables.table3`: the later view's clusters are the reference) with
+    columns `earlier`, `later`, AMI, homogeneity, completeness, plus linear CKA of the embeddings."""
+    table = table3(clusters).reset_index()
+    table["linear_cka"] = [linear_cka(embeddings[row.earlier], embeddings[row.later], max_points=cka_points, seed=seed)
+                           for row in table.itertuples()]
+    return table

@@ -1,0 +1,254 @@
+"""experiment=paper: the paper's whole analysis over the CNN, pre-trained and fine-tuned views,
+every table through `w2vlens.tables`: Table 1 (clusters vs pseudo-labels), Table 2 (what each
+projection loses), Table 3 (views compared), Figure 1, Tables 4-5 with their correlations,
+Figures 2-3 and a Markdown summary beside the paper's numbers.
+
+Metrics are the tables' headline numbers under a section per table (`table1/finetuned_kmeans_ami`,
+`table2/cnn_umap_ami`, `figure3/probe_auroc`, ...); everything else is in the tables."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pytorch_lightning.loggers import Logger
+
+from w2vlens import tables as paper_tables
+from w2vlens.analysis.characters import majority_blank_clusters
+from w2vlens.analysis.compare import view_comparison
+from w2vlens.analysis.correlate import character_frequencies
+from w2vlens.analysis.faithfulness import projection_faithfulness
+from w2vlens.analysis.probe import mistake_probe
+from w2vlens.analysis.reduce import shared_knn_graphs
+from w2vlens.config import FaithfulnessConfig, PaperConfig
+from w2vlens.embeddings.store import EmbeddingStore
+from w2vlens.errors import W2VLensError
+from w2vlens.figures import agreement_projection, confusion_figure, projection_panels
+from w2vlens.labelling.frames import (
+    FrameLabels,
+    aligned_label_ids,
+    annotator_errors,
+    greedy_hypotheses,
+    most_accurate_annotator,
+)
+from w2vlens.labelling.transcripts import annotator_columns
+from w2vlens.labels import BLANK_LABEL, SCORES, SILENCE_LABEL
+from w2vlens.pipelines.view import KMeansFactory, score_clusters, view_title
+from w2vlens.result import Result
+from w2vlens.summary import characters_summary, paper_summary
+
+log = logging.getLogger("w2vlens")
+FORMATS = ("png", "pdf")
+
+
+@dataclass
+class PaperView:
+    """One view of the paper's analysis: its model's store and the array it clusters."""
+
+    store: EmbeddingStore
+    array: str
+
+
+def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: FrameLabels, k: int,
+              clustering: str, kmeans: KMeansFactory, projections: dict[str, object], protocol: dict[str, str],
+              settings: PaperConfig, faithfulness: FaithfulnessConfig, silence: dict[str, float] | None,
+              finetuning_texts: list[str] | None, probe_logger: Logger | None, device: str, seed: int) -> Result:
+    """`views` (cnn, pretrained, finetuned), clustered with `kmeans` (named `clustering`) and, for
+    `settings.spherical_views`, spherical K-means too; `projections` (name -> unfitted projection)
+    for Table 2 with `protocol` describing how each was fitted. Headline: the fine-tuned view's
+    Table 1 scores."""
+    result = Result()
+    finetuned = views["finetuned"].store
+    vocabulary = finetuned.vocabulary
+    embeddings: dict[str, np.ndarray] = {}
+    clusters: dict[str, np.ndarray] = {}
+    table1 = []
+    for name, view in views.items():
+        embeddings[name] = view.store.array(view.array)
+        variants = [(clustering, {})] + ([("spherical", {"spherical": True})] if name in settings.spherical_views
+                                         else [])
+        for variant, override in variants:
+            fitted = kmeans(n_clusters=k, **override).fit(embeddings[name])
+            clusters.setdefault(name, fitted.labels_)
+            scores = score_clusters(result, "", f"_{name}_{variant}", fitted.labels_, labels, vocabulary,
+                                    f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
+            result.metrics |= {f"table1/{name}_{variant}_{metric}": scores[metric] for metric in SCORES}
+            table1.append({"view": name, "clustering": variant, **{m: scores[m] for m in SCORES}})
+
+    table2 = []
+    coords: dict[tuple[str, str], np.ndarray] = {}
+    for name in views:  # one exact kNN graph per view, shared by the projections that take one
+        graphs = shared_knn_graphs(embeddings[name], list(projections.values()), device, seed)
+        for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
+            coords[name, projection_name] = projection.fit_transform(embeddings[name], labels=labels.classes,
+                                                                     knn=graph)
+            lost = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
+                                           faithfulness.neighbours, faithfulness.sample, seed, kmeans)
+            result.metrics[f"table2/{name}_{projection_name}_ami"] = lost["projection_ami"]
+            table2.append({"view": name, "projection": projection_name, **lost})
+            log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
+
+    table3 = view_comparison(embeddings, clusters, settings.cka_points, seed)
+    for row in table3.itertuples():
+        result.metrics |= {f"table3/{row.earlier}_vs_{row.later}_{metric}": getattr(row, metric)
+                           for metric in ("ami", "linear_cka")}
+
+    shown = settings.figure_projection
+    add_figure1(result, pair, {name: coords[name, shown] for name in views}, shown, labels, clusters,
+                finetuned.frames(), settings, seed)
+    tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
+    for table_name, table in tables.items():
+        result.tables[f"tables/{table_name}.json"] = table
+    result.tags["table2_protocol"] = "; ".join(f"{name}: {text}" for name, text in protocol.items())
+    utterances = finetuned.utterances()
+    report = characters(result, settings, clusters, labels, utterances, vocabulary, finetuning_texts) | {"k": k}
+    report |= annotators(result, settings, embeddings["finetuned"], clusters["finetuned"], finetuned.array("logits"),
+                         coords["finetuned", shown], labels, utterances, vocabulary, probe_logger, seed)
+    report["differences"] = differences(pair, finetuned, views["finetuned"].array, k, len(utterances), protocol,
+                                        report["table5_reference"], settings)
+    summary = paper_summary(f"w2vlens: pair {pair} on {data_name}", *tables.values(), silence, protocol)
+    summary += characters_summary(report)
+    result.texts["summary.md"] = summary
+    log.info("summary:\n%s", summary)
+    finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
+    result.headline = {metric: float(finetuned_row[metric]) for metric in SCORES}
+    return result
+
+
+def add_figure1(result: Result, pair: str, panels: dict[str, np.ndarray], shown: str, labels: FrameLabels,
+                clusters: dict[str, np.ndarray], frames: pd.DataFrame, settings: PaperConfig, seed: int) -> None:
+    """Figure 1 (the views side by side in projection `shown`) by label, by cluster and by each of
+    `settings.color_by`."""
+    title = f"{pair}: {', '.join(panels)} ({shown})"
+    hide = {name: {BLANK_LABEL, SILENCE_LABEL} for name in settings.hide_blank_in}
+    result.add_figure(f"figures/figure1_{shown}",
+                      projection_panels(panels, labels.classes, title=f"{title}, by label", hide=hide, seed=seed),
+                      FORMATS)
+    result.add_figure(f"figures/figure1_{shown}_by_cluster",
+                      projection_panels(panels, clusters, title=f"{title}, by cluster", seed=seed), FORMATS)
+    for column in settings.color_by:
+        if column not in frames.columns:
+            log.warning("figure 1: no metadata column %r to colour by (columns: %s)", column, list(frames.columns))
+            continue
+        result.add_figure(f"figures/figure1_{shown}_by_{column}",
+                          projection_panels(panels, frames[column].to_numpy(), title=f"{title}, by {column}",
+                                            seed=seed), FORMATS)
+
+
+def differences(pair: str, store: EmbeddingStore, layer: str, k: int, n_utterances: int, protocol: dict[str, str],
+                reference: str, settings: PaperConfig) -> list[str]:
+    """The summary's list of what still differs from the paper's set-up, and why."""
+    every_frame = all(text.startswith("fitted on every frame") for text in protocol.values())
+    return [
+        f"Model: pair {pair}, {store.num_layers} Transformer layers, the last clustered ({layer}) of "
+        f"{store.array(layer).shape[1]} dims; the paper's is wav2vec2 Large (24 layers of 1024 dims, VoxPopuli "
+        "pre-training, 100 h of colloquial Finnish fine-tuning). Absolute scores follow the model, not the method.",
+        f"Data: {n_utterances} utterances, {store.n_frames:,} frames; the paper's is the Lahjoita puhetta "
+        "multi-annotator test set (4 annotator groups).",
+        f"k = {k}: the CTC outputs plus one ({len(store.vocabulary)} + 1, times cluster.k_scale); the paper's "
+        "vocabulary gave 36.",
+        "Table 2: " + ("every frame projected, the authors' settings (scikit-learn t-SNE defaults, UMAP with the "
+                       "cosine metric), as the paper." if every_frame else
+                       "a faster protocol (experiment=paper_fast): see the protocol above; experiment=paper projects "
+                       "every frame as the paper did."),
+        "Table 4: the authors' script binned cluster ids at the vocabulary ids, so for k = vocabulary + 1 its last "
+        "two clusters shared a bin and the last was never counted; we count every cluster. Its two other bugs "
+        "(absent characters in cluster 0, the shifted cluster decoding) are fixed as described under Table 4.",
+        f"Table 5: reference {reference} (paper.reference; 'best' is the annotator closest to the reference text); "
+        "the paper used its best transcriber, T2.",
+        "Figure 2: deletions sit on the blank frames around them but not on pause frames; the paper does not "
+        "say how it placed them on frames.",
+        f"Figure 3: the classifier is an MLP ({settings.probe.hidden} hidden units, {settings.probe.depth} "
+        "layer(s)) on an utterance-level train/val/test split stratified by category; the paper calls it a "
+        "simple classifier and gives no split.",
+    ]
+
+
+def characters(result: Result, settings: PaperConfig, clusters: dict[str, np.ndarray], labels: FrameLabels,
+               utterances: pd.DataFrame, vocabulary: list[str], finetuning_texts: list[str] | None
+               ) -> dict[str, object]:
+    """Table 4 (pre-trained clusters vs characters), Table 5 (fine-tuned per-character accuracy
+    against the chosen reference) and the correlations between them and character frequency in
+    `finetuning_texts`, all through `w2vlens.tables`."""
+    label_ids = (aligned_label_ids(labels.aligned, vocabulary) if settings.character_labels == "aligned"
+                 else labels.pseudo)
+    table4 = paper_tables.table4(clusters["pretrained"], label_ids, vocabulary, blank=BLANK_LABEL,
+                                 bands=[tuple(band) for band in settings.accuracy_bands])
+    accuracy4 = pd.DataFrame({"frames": table4.frames, "modal_cluster": table4.modal_cluster,
+                              "accuracy": table4.accuracy})
+    result.tables["tables/table4_accuracy.json"] = accuracy4.rename_axis("character").reset_index()
+    groups4 = ([{"category": "no frames", "characters": ", ".join(table4.absent)},
+                {"category": "merged with blank", "characters": ", ".join(table4.merged_with_blank)},
+                {"category": "often confused", "characters": "; ".join(", ".join(g) for g in table4.groups)}]
+               + [{"category": name, "characters": ", ".join(members)} for name, members in table4.bands.items()])
+    result.tables["tables/table4_groups.json"] = pd.DataFrame(groups4)
+    result.tables["tables/table4_cluster_majority.json"] = table4.cluster_majority.reset_index()
+    cluster_cer = table4.cer(utterances["offset"].tolist(), utterances["text"].tolist())
+    majority = majority_blank_clusters(clusters["pretrained"], label_ids, vocabulary.index(BLANK_LABEL))
+    result.metrics |= {"table4/pretrained_cluster_cer": cluster_cer, "table4/majority_blank_clusters": majority}
+    report: dict[str, object] = {"table4": table4, "cluster_cer": cluster_cer, "majority_blank_clusters": majority}
+    reference = settings.reference
+    if reference == "best":
+        if not annotator_columns(utterances):
+            log.warning("Table 5: no annotator_* columns; the reference text is used")
+            reference = "text"
+        else:
+            reference = most_accurate_annotator(utterances)
+    letters = [token for token in vocabulary if paper_tables.is_character(token, BLANK_LABEL)]
+    table5 = paper_tables.table5(greedy_hypotheses(labels.pseudo, vocabulary, utterances),
+                                 utterances[reference].fillna("").tolist(), list(settings.percentiles), letters)
+    result.tables["tables/table5_accuracy.json"] = table5.counts.reset_index()
+    result.tables["tables/table5_groups.json"] = table5.groups.astype(str)
+    result.metrics["table5/finetuned_cer"] = table5.cer
+    result.tags["table5_reference"] = reference
+    report |= {"table5": table5, "table5_reference": reference}
+    frequencies = character_frequencies(finetuning_texts) if finetuning_texts else None
+    try:
+        correlations = paper_tables.correlations(table4.accuracy, table5.accuracy, frequencies)
+    except W2VLensError as error:
+        log.warning("correlations skipped: %s", error)
+    else:
+        result.tables["tables/correlations.json"] = pd.DataFrame(
+            {"statistic": list(correlations), "value": list(correlations.values())})
+        result.metrics |= {f"correlations/{name}": value for name, value in correlations.items()
+                           if not name.endswith("_p") and not name.startswith("n_")}
+        report["correlations"] = correlations
+    return report
+
+
+def annotators(result: Result, settings: PaperConfig, embeddings: np.ndarray, clusters: np.ndarray,
+               logits: np.ndarray, coords: np.ndarray, labels: FrameLabels, utterances: pd.DataFrame,
+               vocabulary: list[str], probe_logger: Logger | None, seed: int) -> dict[str, object]:
+    """Figure 2 (how many annotators call each predicted character a mistake, and how far each
+    category lies from its cluster's centroid) and Figure 3 (the mistake classifier as the paper
+    trained it, the class-balanced one, and error detection against the model's own confidence)."""
+    errors = annotator_errors(labels, vocabulary, utterances)
+    if errors is None:
+        log.warning("Figures 2-3 skipped: the corpus has no annotator_* columns")
+        return {}
+    counts = pd.Series(errors.categories).value_counts()
+    result.tables["tables/figure2_categories.json"] = counts.rename_axis("category").rename("frames").reset_index()
+    result.add_figure("figures/figure2", agreement_projection(
+        coords, errors.categories, title="Figure 2: annotators calling a frame a mistake", seed=seed), FORMATS)
+    distances = paper_tables.category_distances(embeddings, clusters, errors.categories,
+                                                blank_frames=labels.pseudo == vocabulary.index(BLANK_LABEL))
+    result.tables["tables/figure2_distances.json"] = distances.reset_index()
+    probe = mistake_probe(embeddings, logits, errors, utterances, settings.probe, seed, probe_logger)
+    result.metrics |= {f"figure3/{name}": value for name, value in probe.auroc.items()}
+    for prefix, trained in (("figure3", probe.plain), ("figure3_balanced", probe.balanced)):
+        for name, scores in {"probe": trained.probe, **trained.baselines}.items():
+            result.tables[f"tables/{prefix}_{name}_report.json"] = scores.report.reset_index()
+        result.tables[f"tables/{prefix}_balanced_accuracy.json"] = pd.DataFrame(
+            {"classifier": list(trained.balanced_accuracies()), "balanced_accuracy": list(
+                trained.balanced_accuracies().values())})
+    result.metrics["figure3/probe_balanced_accuracy"] = probe.plain.probe.balanced_accuracy
+    result.metrics["figure3/majority_balanced_accuracy"] = probe.plain.baselines["majority"].balanced_accuracy
+    result.metrics["figure3/balanced_probe_balanced_accuracy"] = probe.balanced.probe.balanced_accuracy
+    result.add_figure("figures/figure3", confusion_figure(
+        probe.plain.probe.confusion, "Figure 3: confusion matrix of the mistake classifier (no class weights)"),
+        FORMATS)
+    result.add_figure("figures/figure3_balanced", confusion_figure(
+        probe.balanced.probe.confusion, "Mistake classifier with balanced class weights (our extra)"), FORMATS)
+    return {"probe": probe, "distances": distances}

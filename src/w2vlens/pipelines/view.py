@@ -1,0 +1,120 @@
+"""One view: cluster each requested layer, score it against the pseudo-labels and, with a
+projection, measure what the 2-D map loses, draw it and export its frame table and audio."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import numpy as np
+
+from w2vlens import tables as paper_tables
+from w2vlens.analysis.faithfulness import projection_faithfulness
+from w2vlens.analysis.metrics import cluster_summary, contingency
+from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
+from w2vlens.config import AtlasConfig, FaithfulnessConfig, ListenConfig
+from w2vlens.embeddings.store import EmbeddingStore
+from w2vlens.figures import contingency_heatmap, projection_panels
+from w2vlens.labelling.frames import FrameLabels, annotator_errors
+from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
+from w2vlens.result import Result
+
+log = logging.getLogger("w2vlens")
+KMeansFactory = Callable[..., object]  # n_clusters=k (and overrides) -> an unfitted sklearn-style K-means
+
+
+@dataclass
+class Projected:
+    """A projection to 2-D and its name (`pca`, `tsne`, `umap`)."""
+
+    name: str
+    projection: object  # a w2vlens.analysis.reduce projection (fit_transform)
+
+
+def view_title(view: str, array_name: str) -> str:
+    """`finetuned layer_04` in titles, but `cnn` alone where the array is the view (not `cnn cnn`)."""
+    return view if array_name == view else f"{view} {array_name}"
+
+
+def score_clusters(result: Result, prefix: str, name: str, clusters: np.ndarray, labels: FrameLabels,
+                   vocabulary: list[str], title: str) -> dict[str, float]:
+    """Table 1 for one clustering: its scores against the pseudo-labels, and the cluster table and
+    contingency heatmap added to `result` as `{prefix}tables/clusters{name}.json` and
+    `{prefix}figures/contingency{name}.png`."""
+    scores = paper_tables.table1(labels.pseudo, clusters)
+    log.info("%s: %s", title, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
+    table = contingency(clusters, labels.pseudo, vocabulary)
+    result.tables[f"{prefix}tables/clusters{name}.json"] = cluster_summary(table)
+    result.add_figure(f"{prefix}figures/contingency{name}", contingency_heatmap(table, title))
+    return scores
+
+
+def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str, int | None]], labels: FrameLabels,
+             vocabulary: list[str], k: int, kmeans: KMeansFactory, projected: Projected | None,
+             faithfulness: FaithfulnessConfig, listen: ListenConfig, atlas: AtlasConfig, served_at: str,
+             seed: int) -> Result:
+    """Clusters each of the view's `arrays` (name, layer) and scores it; with `projected` also
+    projects it to 2-D, measures what the projection loses and draws it. `labels` and `vocabulary`
+    are the fine-tuned model's (a pre-trained store has no vocabulary). Metrics and artifacts are
+    named by role (`ami`, `figures/contingency.png`), so that runs of other views line up in
+    MLflow's compare view; with several layers each one's go under a `layer_NN/` section.
+    `served_at` is the URL prefix under which the run's artifacts are served (for the audio page).
+    Headline: the last array's scores."""
+    result = Result()
+    for array_name, _ in arrays:
+        prefix = "" if len(arrays) == 1 else f"{array_name}/"
+        embeddings = store.array(array_name)
+        fitted = kmeans(n_clusters=k).fit(embeddings)
+        shown = view_title(view, array_name)
+        scores = score_clusters(result, prefix, "", fitted.labels_, labels, vocabulary,
+                                f"{pair} {shown}: clusters vs pseudo-labels")
+        scores_and_inertia = scores | {"inertia": fitted.inertia_}
+        result.metrics |= {f"{prefix}{metric}": value for metric, value in scores_and_inertia.items()}
+        result.headline = scores
+        if listen.enabled:
+            add_cluster_audio(result, prefix, fitted.labels_, labels.classes, store, f"{pair} {shown}", listen,
+                              served_at + quote(prefix), seed)
+        if projected is not None:
+            coords = projected.projection.fit_transform(embeddings, labels=labels.classes)
+            lost = projection_faithfulness(embeddings, coords, fitted.labels_, faithfulness.neighbours,
+                                           faithfulness.sample, seed, kmeans)
+            result.metrics |= {f"{prefix}{metric}": value for metric, value in lost.items()}
+            log.info("%s %s: %s", shown, projected.name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
+            title = f"{pair} {shown}, {projected.name}"
+            for colour_name, colours in (("label", labels.classes), ("cluster", fitted.labels_)):
+                figure = projection_panels({view: coords}, colours, title=f"{title}: by {colour_name}", seed=seed)
+                result.add_figure(f"{prefix}figures/projection_by_{colour_name}", figure, ("png", "pdf"))
+            if atlas.enabled:
+                add_atlas(result, coords, fitted.labels_, labels, vocabulary, store, f"{projected.name}_{array_name}",
+                          atlas.viewer)
+    return result
+
+
+def add_cluster_audio(result: Result, prefix: str, clusters: np.ndarray, classes: np.ndarray, store: EmbeddingStore,
+                      title: str, listen: ListenConfig, served_at: str, seed: int) -> None:
+    """A montage per cluster (`audio/cluster_NN.wav`) and `clusters.html` with a player each."""
+    utterances = store.utterances()
+    montages = cluster_montages(clusters, utterances["offset"].to_numpy(), utterance_reader(utterances),
+                                store.meta["frame_seconds"], seed, listen.frames, listen.context_seconds,
+                                listen.gap_seconds)
+    folder = result.file(f"{prefix}clusters.html").parent
+    paths = write_montages(montages, folder)
+    page = clusters_page(clusters, classes, paths, f"{title}: listen to the clusters", listen.frames,
+                         listen.context_seconds, served_at)
+    (folder / "clusters.html").write_text(page, encoding="utf-8")
+
+
+def add_atlas(result: Result, coords: np.ndarray, clusters: np.ndarray, labels: FrameLabels, vocabulary: list[str],
+              store: EmbeddingStore, name: str, viewer: bool) -> None:
+    """The projection's frame table as `atlas/<name>.parquet` (and, with `viewer`, Embedding
+    Atlas's standalone viewer of it as `atlas/<name>.zip`)."""
+    utterances = store.utterances()
+    errors = annotator_errors(labels, vocabulary, utterances)
+    texts = dict(zip(utterances["id"], utterances["text"], strict=True))
+    table = frame_table(coords, labels.classes, clusters, store.frames(), texts,
+                        errors.categories if errors is not None else None)
+    table.to_parquet(result.file(f"{ATLAS_DIR}/{name}.parquet"), index=False)
+    if viewer:
+        export_viewer(table, result.file(f"{ATLAS_DIR}/{name}.zip"))

@@ -1,0 +1,178 @@
+"""The Markdown summary of `experiment=paper`: each of our numbers beside the paper's."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from w2vlens.labels import SCORES
+
+# Grósz et al., Tables 1-3 (AMI, homogeneity, completeness).
+PAPER_TABLE1 = {
+    ("pretrained", "kmeans"): (0.15, 0.25, 0.10),
+    ("finetuned", "kmeans"): (0.70, 0.94, 0.56),
+    ("finetuned", "spherical"): (0.69, 0.93, 0.55),
+}
+PAPER_TABLE2 = {
+    ("pretrained", "pca"): (0.45, 0.44, 0.45),
+    ("pretrained", "tsne"): (0.45, 0.46, 0.44),
+    ("pretrained", "umap"): (0.49, 0.50, 0.49),
+    ("finetuned", "pca"): (0.63, 0.68, 0.58),
+    ("finetuned", "tsne"): (0.62, 0.76, 0.52),
+    ("finetuned", "umap"): (0.69, 0.83, 0.59),
+}
+PAPER_TABLE3 = {
+    ("cnn", "pretrained"): (0.43, 0.44, 0.43),
+    ("cnn", "finetuned"): (0.12, 0.15, 0.10),
+    ("pretrained", "finetuned"): (0.23, 0.22, 0.23),
+}
+PAPER_TABLE4 = {
+    "merged with blank": "C, Q, W, X, Z, Å",
+    "often confused": "[E, J], [F, T], [M, N]",
+    "bands": ["A, C, D, H, J, L, O, T, Y", "E, I, M, N, Ö, R, Ä", "B, G, K, P, S, U, V"],
+}
+PAPER_TABLE5 = ["44 – 94%: B, C, D, G, H, N, Å, Ö", "94 – 96%: E, I, J, L, M, O, Y", "96 – 98%: A, K, P, R, S, T, U, V"]
+PAPER_CORRELATIONS = {"pre_vs_fine_pearson_r": 0.35, "frequency_vs_fine_pearson_r": 0.38, "multiple_r": 0.52}
+PAPER_CLUSTER_CER = 0.834
+
+
+def _cell(ours: float, paper: tuple[float, ...] | None, index: int) -> str:
+    return f"{ours:.2f} ({paper[index]:.2f})" if paper else f"{ours:.2f} (–)"
+
+
+def _table(frame: pd.DataFrame, keys: tuple[str, str], columns: tuple[str, ...], paper: dict) -> list[str]:
+    header = [keys[0], keys[1], *columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in frame.itertuples(index=False):
+        row = row._asdict()
+        reference = paper.get((row[keys[0]], row[keys[1]]))
+        cells = [_cell(row[column], reference, index) for index, column in enumerate(columns)]
+        lines.append("| " + " | ".join([str(row[keys[0]]), str(row[keys[1]]), *cells]) + " |")
+    return lines
+
+
+def paper_summary(title: str, table1: pd.DataFrame, table2: pd.DataFrame, table3: pd.DataFrame,
+                  silence: dict[str, float] | None, protocol: dict[str, str] | None = None) -> str:
+    """Tables 1-3 as Markdown, each cell `ours (paper)`, the Table 2 protocol that ran (projection
+    name -> description), plus the silence-split scores."""
+    lines = [f"# {title}", "", "Each cell: our value (the paper's value, Grósz et al.).", "",
+             "## Table 1: K-means clusters vs the fine-tuned model's pseudo-labels", ""]
+    lines += _table(table1, ("view", "clustering"), SCORES, PAPER_TABLE1)
+    lines += ["", "## Table 2: K-means on the 2-D coordinates vs K-means on the embeddings", ""]
+    if protocol:
+        lines += ["Protocol that ran:", ""] + [f"- {name}: {text}" for name, text in protocol.items()] + [""]
+    lines += _table(table2, ("view", "projection"), tuple(f"projection_{s}" for s in SCORES), PAPER_TABLE2)
+    lines += ["", "Neighbourhood scores (no counterpart in the paper):", ""]
+    lines += ["| view | projection | trustworthiness | continuity | knn_preservation |", "|" + " --- |" * 5]
+    lines += [f"| {r.view} | {r.projection} | {r.trustworthiness:.2f} | {r.continuity:.2f} | {r.knn_preservation:.2f} |"
+              for r in table2.itertuples()]
+    lines += ["", "## Table 3: clusterings compared between views, and linear CKA of the embeddings", "",
+              "The later view's clusters are the reference, as the authors' `f(later, earlier)`: homogeneity, "
+              "each cluster of the earlier view holds frames of one later cluster; completeness, each later "
+              "cluster stays in one earlier cluster.", ""]
+    lines += _table(table3, ("earlier", "later"), SCORES, PAPER_TABLE3)
+    lines += ["", "| earlier | later | linear CKA |", "| --- | --- | --- |"]
+    lines += [f"| {r.earlier} | {r.later} | {r.linear_cka:.2f} |" for r in table3.itertuples()]
+    if silence is not None:
+        lines += ["", "## Silence split against the known pauses", "",
+                  f"precision {silence['precision']:.2f}, recall {silence['recall']:.2f}, F1 {silence['f1']:.2f}"]
+    return "\n".join(lines) + "\n"
+
+
+def _names(characters: list[str]) -> str:
+    return ", ".join(characters) if characters else "–"
+
+
+def characters_summary(report: dict) -> str:
+    """Tables 4-5, the correlations, Figures 2-3 and the remaining differences as Markdown, beside the paper's."""
+    table4 = report["table4"]
+    bands = list(table4.bands.items())
+    lines = ["", "## Table 4: characters in the pre-trained clusters", "",
+             "Character-centred, as the authors' `eval_pre_clusters_asr.py`: a character's modal cluster is the "
+             "cluster most of its frames fall in, its accuracy the share of its frames there.", "",
+             "| category | ours | paper |", "| --- | --- | --- |",
+             f"| no frames at all | {_names(table4.absent)} | {PAPER_TABLE4['merged with blank']} (their row "
+             "'merged with blank') |",
+             f"| merged with blank (modal cluster = the blank's, cluster {table4.blank_cluster}) | "
+             f"{_names(table4.merged_with_blank)} | – |",
+             f"| often confused (same modal cluster) | "
+             f"{', '.join('[' + ', '.join(group) + ']' for group in table4.groups) or '–'} | "
+             f"{PAPER_TABLE4['often confused']} |"]
+    for index, (name, members) in enumerate(bands):
+        paper = PAPER_TABLE4["bands"][index] if len(bands) == len(PAPER_TABLE4["bands"]) else "–"
+        lines.append(f"| {name} | {_names(members)} | {paper} |")
+    lines += ["", "The paper's 'merged with blank' row is exactly its characters without frames: the authors' "
+              "histogram of an absent character is empty and `argmax` of it is cluster 0. We list absent "
+              "characters on their own and call a character merged with blank only when most of its frames "
+              "share the blank's modal cluster.", "",
+              f"Character recognition from the clusters alone (each cluster read as its most frequent non-blank "
+              f"label, repeats merged): CER {report['cluster_cer']:.1%} (paper: {PAPER_CLUSTER_CER:.1%}). The "
+              "authors' script took `argmax(distr[1:])` without adding 1 back, naming every cluster after the "
+              "label before its own; we decode without that shift.", "",
+              f"Extra, the cluster-majority view: {report['majority_blank_clusters']} of {report['k']} pre-trained "
+              "clusters have the blank as their majority label (`tables/table4_cluster_majority.json`).", "",
+              f"## Table 5: fine-tuned per-character accuracy against {report['table5_reference']}", "",
+              f"Fine-tuned greedy CER: {report['table5'].cer:.1%}.", "",
+              "| interval | characters | paper |", "| --- | --- | --- |"]
+    for index, row in enumerate(report["table5"].groups.itertuples()):
+        lines.append(f"| {row.interval} | {row.characters} | {PAPER_TABLE5[index] if index < 3 else '–'} |")
+    correlations = report.get("correlations")
+    if correlations:
+        lines += ["", "## Correlations with fine-tuned per-character accuracy", "",
+                  f"Over {int(correlations['n_characters'])} characters with both accuracies.", "",
+                  "| predictor | Pearson r | Spearman r | paper |", "| --- | --- | --- | --- |",
+                  f"| pre-trained accuracy | {correlations['pre_vs_fine_pearson_r']:.2f} | "
+                  f"{correlations['pre_vs_fine_spearman_r']:.2f} | 0.35 |"]
+        if "multiple_r" in correlations:
+            lines += [f"| frequency in the fine-tuning data | {correlations['frequency_vs_fine_pearson_r']:.2f} | "
+                      f"{correlations['frequency_vs_fine_spearman_r']:.2f} | 0.38 |",
+                      f"| both (multiple R) | {correlations['multiple_r']:.2f} | – | 0.52 |"]
+        else:
+            lines += ["", "No fine-tuning transcripts given (`paper.finetuning_transcripts`): the frequency "
+                      "correlations are left out."]
+    distances = report.get("distances")
+    if distances is not None:
+        lines += ["", "## Figure 2: annotators marking a predicted character as a mistake", "",
+                  "A deletion sits on the blank frames between the two predicted characters around it, pause "
+                  "frames (the silence split) left out. Distance: each frame's distance to its own fine-tuned "
+                  "K-means centroid divided by its cluster's mean distance (above 1: towards the edge); "
+                  "character frames and the blank frames deletions sit on apart.", "",
+                  "| category | frames | distance | character frames | distance | blank frames | distance |",
+                  "|" + " --- |" * 7]
+        for category, row in distances.iterrows():
+            cells = [f"{int(row['frames']):,}", f"{row['distance']:.3f}"]
+            for part in ("character_", "blank_"):
+                if f"{part}frames" in row:
+                    cells += [f"{int(row[f'{part}frames']):,}",
+                              "–" if pd.isna(row[f"{part}distance"]) else f"{row[f'{part}distance']:.3f}"]
+            lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    probe = report.get("probe")
+    if probe:
+        lines += ["", "## Figure 3: the mistake classifier (test split)", "",
+                  "The paper's classifier, trained without class weights (`figures/figure3`): rows are the true "
+                  "category, cells the share of the row (test frames).", ""]
+        confusion = probe.plain.probe.confusion
+        support = confusion.sum(axis=1)
+        lines += ["| true \\ predicted | " + " | ".join(confusion.columns) + " | test frames |",
+                  "|" + " --- |" * (len(confusion.columns) + 2)]
+        for name, row in confusion.iterrows():
+            total = support[name]
+            cells = [f"{value / total:.0%}" if total else "–" for value in row]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {int(total):,} |")
+        small = [str(name) for name, total in support.items() if total < report.get("min_support", 10)]
+        if small:
+            lines += ["", f"Too few test frames to score (under {report.get('min_support', 10)}): {', '.join(small)}. "
+                      "The utterance-level split is stratified by category, so a category in two or more "
+                      "utterances reaches the test split, but a rare one brings few frames."]
+        lines += ["", "| classifier | balanced accuracy |", "| --- | --- |",
+                  f"| probe, no class weights (the paper's) | {probe.plain.probe.balanced_accuracy:.3f} |",
+                  f"| probe, balanced class weights (ours, `figures/figure3_balanced`) | "
+                  f"{probe.balanced.probe.balanced_accuracy:.3f} |"]
+        lines += [f"| {name} baseline (balanced weights) | {scores.balanced_accuracy:.3f} |"
+                  for name, scores in probe.balanced.baselines.items()]
+        lines += ["", f"Error detection AUROC: probe {probe.auroc['probe_auroc']:.3f}, balanced probe "
+                  f"{probe.auroc['probe_balanced_auroc']:.3f}, model confidence (max CTC posterior) "
+                  f"{probe.auroc['confidence_auroc']:.3f}."]
+    differences = report.get("differences")
+    if differences:
+        lines += ["", "## What still differs from the paper, and why", ""] + [f"- {line}" for line in differences]
+    return "\n".join(lines) + "\n"
