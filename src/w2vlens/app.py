@@ -193,8 +193,6 @@ def check_config(cfg: DictConfig) -> None:
         raise W2VLensError(f"analysis={cfg.analysis} needs experiment={cfg.analysis}, which sets it up")
 
 
-
-
 def projection_protocol(projections: DictConfig) -> dict[str, str]:
     """How each projection of Table 2 was fitted, in words, for the summary: every frame (the
     paper's protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
