@@ -42,12 +42,12 @@ def score_clusters(result: Result, prefix: str, name: str, clusters: np.ndarray,
                    vocabulary: list[str], title: str) -> dict[str, float]:
     """Table 1 for one clustering: its scores against the pseudo-labels, and the cluster table and
     contingency heatmap added to `result` as `{prefix}tables/clusters{name}.json` and
-    `{prefix}figures/contingency{name}.png`."""
+    `{prefix}contingency{name}.png`."""
     scores = paper_tables.table1(labels.pseudo, clusters)
     log.info("%s: %s", title, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
     table = contingency(clusters, labels.pseudo, vocabulary)
     result.tables[f"{prefix}tables/clusters{name}.json"] = cluster_summary(table)
-    result.add_figure(f"{prefix}figures/contingency{name}", contingency_heatmap(table, title))
+    result.add_figure(f"{prefix}contingency{name}", contingency_heatmap(table, title))
     return scores
 
 
@@ -58,8 +58,9 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
     """Clusters each of the view's `arrays` (name, layer) and scores it; with `projected` also
     projects it to 2-D, measures what the projection loses and draws it. `labels` and `vocabulary`
     are the fine-tuned model's (a pre-trained store has no vocabulary). Metrics and artifacts are
-    named by role (`ami`, `figures/contingency.png`), so that runs of other views line up in
-    MLflow's compare view; with several layers each one's go under a `layer_NN/` section.
+    named by role (`ami`, `contingency.png`), and the figures lie at the run's top level, the only
+    place MLflow's compare view looks for common artifacts, so that runs of other views show them
+    side by side; with several layers each one's go under a `layer_NN/` section.
     `served_at` is the URL prefix under which the run's artifacts are served (for the audio page).
     Headline: the last array's scores."""
     result = Result()
@@ -85,7 +86,7 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
             title = f"{pair} {shown}, {projected.name}"
             for colour_name, colours in (("label", labels.classes), ("cluster", fitted.labels_)):
                 figure = projection_panels({view: coords}, colours, title=f"{title}: by {colour_name}", seed=seed)
-                result.add_figure(f"{prefix}figures/projection_by_{colour_name}", figure, ("png", "pdf"))
+                result.add_figure(f"{prefix}projection_by_{colour_name}", figure, ("png", "pdf"))
             if atlas.enabled:
                 add_atlas(result, coords, fitted.labels_, labels, vocabulary, store, f"{projected.name}_{array_name}",
                           atlas.viewer)
