@@ -86,13 +86,15 @@ def characters_summary(report: dict) -> str:
     """Tables 4-5, the correlations, Figures 2-3 and the remaining differences as Markdown, beside the paper's."""
     table4 = report["table4"]
     bands = list(table4.bands.items())
+    blank_cluster = ("the blank has no frames" if table4.blank_cluster is None
+                     else f"the blank's, cluster {table4.blank_cluster}")
     lines = ["", "## Table 4: characters in the pre-trained clusters", "",
              "Character-centred, as the authors' `eval_pre_clusters_asr.py`: a character's modal cluster is the "
              "cluster most of its frames fall in, its accuracy the share of its frames there.", "",
              "| category | ours | paper |", "| --- | --- | --- |",
              f"| no frames at all | {_names(table4.absent)} | {PAPER_TABLE4['merged with blank']} (their row "
              "'merged with blank') |",
-             f"| merged with blank (modal cluster = the blank's, cluster {table4.blank_cluster}) | "
+             f"| merged with blank (modal cluster = {blank_cluster}) | "
              f"{_names(table4.merged_with_blank)} | – |",
              f"| often confused (same modal cluster) | "
              f"{', '.join('[' + ', '.join(group) + ']' for group in table4.groups) or '–'} | "
