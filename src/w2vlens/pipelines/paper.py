@@ -72,7 +72,8 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
         for variant, override in variants:
             fitted = kmeans(n_clusters=k, **override).fit(embeddings[name])
             clusters.setdefault(name, fitted.labels_)
-            scores = score_clusters(result, "", f"_{name}_{variant}", fitted.labels_, labels, vocabulary,
+            scores = score_clusters(result, f"tables/clusters_{name}_{variant}.json",
+                                    f"figures/contingency_{name}_{variant}", fitted.labels_, labels, vocabulary,
                                     f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
             result.metrics |= {f"table1/{name}_{variant}_{metric}": scores[metric] for metric in SCORES}
             table1.append({"view": name, "clustering": variant, **{m: scores[m] for m in SCORES}})

@@ -38,16 +38,15 @@ def view_title(view: str, array_name: str) -> str:
     return view if array_name == view else f"{view} {array_name}"
 
 
-def score_clusters(result: Result, prefix: str, name: str, clusters: np.ndarray, labels: FrameLabels,
+def score_clusters(result: Result, table_path: str, figure_path: str, clusters: np.ndarray, labels: FrameLabels,
                    vocabulary: list[str], title: str) -> dict[str, float]:
     """Table 1 for one clustering: its scores against the pseudo-labels, and the cluster table and
-    contingency heatmap added to `result` as `{prefix}tables/clusters{name}.json` and
-    `{prefix}contingency{name}.png`."""
+    contingency heatmap added to `result` as artifacts `table_path` and `figure_path` + `.png`."""
     scores = paper_tables.table1(labels.pseudo, clusters)
     log.info("%s: %s", title, ", ".join(f"{m}={v:.3f}" for m, v in scores.items()))
     table = contingency(clusters, labels.pseudo, vocabulary)
-    result.tables[f"{prefix}tables/clusters{name}.json"] = cluster_summary(table)
-    result.add_figure(f"{prefix}contingency{name}", contingency_heatmap(table, title))
+    result.tables[table_path] = cluster_summary(table)
+    result.add_figure(figure_path, contingency_heatmap(table, title))
     return scores
 
 
@@ -69,8 +68,8 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
         embeddings = store.array(array_name)
         fitted = kmeans(n_clusters=k).fit(embeddings)
         shown = view_title(view, array_name)
-        scores = score_clusters(result, prefix, "", fitted.labels_, labels, vocabulary,
-                                f"{pair} {shown}: clusters vs pseudo-labels")
+        scores = score_clusters(result, f"{prefix}tables/clusters.json", f"{prefix}contingency", fitted.labels_,
+                                labels, vocabulary, f"{pair} {shown}: clusters vs pseudo-labels")
         scores_and_inertia = scores | {"inertia": fitted.inertia_}
         result.metrics |= {f"{prefix}{metric}": value for metric, value in scores_and_inertia.items()}
         result.headline = scores
