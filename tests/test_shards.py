@@ -66,7 +66,7 @@ def test_shards_merge_into_the_store_of_one_pass(tiny_pair: tuple[Path, Path], c
 
 
 KILLED_RUN = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, time
     from pathlib import Path
     import torch
     from w2vlens.corpora.corpus import load_manifest
@@ -79,6 +79,11 @@ KILLED_RUN = textwrap.dedent("""
     def forward_then_die(*args, **kwargs):
         calls.append(1)
         if len(calls) == 6:
+            # the writer thread commits chunks on its own time: let it publish the first one, so the
+            # kill lands after some work was saved (on a loaded machine it may not have yet)
+            deadline = time.monotonic() + 60
+            while not any(Path(sys.argv[3]).glob("stores/*.parts/chunk-*/meta.json")) and time.monotonic() < deadline:
+                time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a preempted SLURM job would
         return forward(*args, **kwargs)
 
