@@ -212,40 +212,45 @@ class StageClock:
         return timed_function
 
 
-def scaled_store(source: object, path: Path, n_frames: int, dim: int, arrays: list[str], seed: int) -> object:
-    """A store of at least `n_frames` frames: `source`'s utterances repeated (ids made unique), each
-    of `arrays` mapped to `dim` dimensions by one random projection plus fresh noise per copy;
-    logits are copied unchanged, so the pseudo-labels stay the real model's."""
+def scaled_store(source: object, corpus: object, path: Path, n_frames: int, dim: int, arrays: list[str],
+                 seed: int) -> object:
+    """A store of at least `n_frames` frames, opened with its own corpus: `source`'s utterances
+    repeated (ids made unique, transcripts and metadata copied from `corpus`), each of `arrays`
+    mapped to `dim` dimensions by one random projection plus fresh noise per copy; logits are
+    copied unchanged, so the pseudo-labels stay the real model's."""
+    from dataclasses import replace
+
     import pandas as pd
 
-    from w2vlens.embeddings.store import StoreWriter
+    from w2vlens.corpora.corpus import Corpus
+    from w2vlens.embeddings.store import EmbeddingStore, StoreWriter
 
     rng = np.random.default_rng(seed)
-    utterances, frames = source.utterances(), source.frames()
+    by_id = {utt.id: utt for utt in corpus.utterances}
     widths = {name: source.meta["arrays"][name]["dim"] for name in arrays}
     projections = {name: rng.standard_normal((width, dim)).astype(np.float32) / np.sqrt(width)
                    for name, width in widths.items() if name != "logits"}
-    rows, tables = [], []
-    with StoreWriter(path, source.meta) as writer:  # the writer resets arrays and counts
+    rows, copies = [], []
+    with StoreWriter(path, source.meta) as writer:
         copy = 0
         while writer.meta["n_frames"] < n_frames:
-            for row in utterances.to_dict("records"):
+            for row in source.utterances()[["id", "audio", "duration", "offset", "n_frames"]].to_dict("records"):
                 if writer.meta["n_frames"] >= n_frames:
                     break
                 span = slice(row["offset"], row["offset"] + row["n_frames"])
-                views = {}
                 for name in arrays:
                     values = np.asarray(source.array(name)[span], dtype=np.float32)
                     if name != "logits":
                         values = values @ projections[name]
                         values += 0.1 * values.std() * rng.standard_normal(values.shape, dtype=np.float32)
-                    views[name] = values
+                    writer.write(name, values, "float32")
                 uid = f"{row['id']}#{copy}"
                 rows.append({**row, "id": uid, "offset": writer.meta["n_frames"]})
-                tables.append(frames.iloc[span].assign(utterance=uid))
-                writer.append(views, "float32")
+                copies.append(replace(by_id[row["id"]], id=uid))
+                writer.add_frames(row["n_frames"])
             copy += 1
-        return writer.commit(pd.concat(tables, ignore_index=True), pd.DataFrame(rows))
+        store = writer.commit(pd.DataFrame(rows))
+    return EmbeddingStore(store.path, Corpus(f"{corpus.name} x{copy}", copies))
 
 
 def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
@@ -268,22 +273,24 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
         cfg = compose("config", overrides=["experiment=paper", f"tracking.dir={scratch / 'mlruns'}"])
     views = dict(cfg.paper.views)
     checkpoints = app.load_checkpoints(cfg, {"pretrained", "finetuned"})
-    demo_stores, _ = app.extract_stores(cfg, app.build(cfg.data), checkpoints, views)
+    corpus = app.build(cfg.data)
+    demo_stores, _ = app.extract_stores(cfg, corpus, checkpoints, views)
     last = demo_stores["finetuned"].layer_name(-1)
     stores = {
-        "pretrained": scaled_store(demo_stores["pretrained"], scratch / "pretrained", n_frames, dim, ["cnn", last], 1),
-        "finetuned": scaled_store(demo_stores["finetuned"], scratch / "finetuned", n_frames, dim, [last, "logits"], 2),
+        "pretrained": scaled_store(demo_stores["pretrained"], corpus, scratch / "pretrained", n_frames, dim,
+                                   ["cnn", last], 1),
+        "finetuned": scaled_store(demo_stores["finetuned"], corpus, scratch / "finetuned", n_frames, dim,
+                                  [last, "logits"], 2),
     }
     print(f"paper stage: {stores['finetuned'].n_frames:,} frames x {dim} dims per view", flush=True)
     clock = StageClock()
     app.extract_stores = lambda *_args: (stores, {side: True for side in stores})
     for name in ("label_frames", "silence_scores"):
         setattr(app, name, clock.wrap(name, getattr(app, name)))
-    for name in ("projection_faithfulness", "view_comparison", "characters", "projection_panels",
+    for name in ("projection_faithfulness", "view_comparison", "characters", "annotator_errors", "projection_panels",
                  "agreement_projection", "confusion_figure"):
         setattr(paper, name, clock.wrap(name, getattr(paper, name)))
     Result.add_figure = clock.wrap("saving figures", Result.add_figure)
-    paper.paper_tables.error_categories = clock.wrap("error_categories", paper.paper_tables.error_categories)
     OurKMeans.fit = clock.wrap("k-means", OurKMeans.fit)
     _Projection.fit_transform = clock.wrap("projections (PCA, t-SNE, UMAP)", _Projection.fit_transform)
     reduce.knn_graph = clock.wrap("exact kNN graphs", reduce.knn_graph)

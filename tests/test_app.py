@@ -203,6 +203,24 @@ def test_projection_runs_log_the_same_faithfulness_metrics(tiny_pair: tuple[Path
     assert {"projection_by_label.png", "projection_by_label.pdf"} <= figures
 
 
+def test_a_failing_run_leaves_no_scratch_files(tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contingency figure is written before the projection fails: it must not stay behind in
+    the temporary folder, run after failed run."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+
+    def failing_projection(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("projection failed")
+
+    monkeypatch.setattr("w2vlens.analysis.reduce.PCAProjection.fit_transform", failing_projection)
+    with pytest.raises(RuntimeError, match="projection failed"):
+        run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["reduce=pca"]))
+    assert not list(scratch.glob("w2vlens-result-*"))
+    assert runs(tmp_path).iloc[0]["status"] == "FAILED"
+
+
 def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                           tmp_path: Path) -> None:
     overrides = overrides_for(tiny_pair, corpus_manifest, tmp_path) + [

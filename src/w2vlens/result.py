@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -44,6 +45,14 @@ class Result:
         path = self.folder / artifact_path
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def __enter__(self) -> Result:
+        return self
+
+    def __exit__(self, kind: type | None, value: BaseException | None, trace: TracebackType | None) -> None:
+        """A pipeline that fails inside `with Result() as result:` leaves no scratch files behind."""
+        if kind is not None:
+            self.cleanup()
 
     def add_figure(self, artifact_path: str, figure: Figure, formats: tuple[str, ...] = ("png",)) -> None:
         """Saves `figure` as `artifact_path` + each extension (e.g. png and pdf), then closes it."""

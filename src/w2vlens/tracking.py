@@ -271,21 +271,23 @@ def log_config(config: DictConfig, hydra_output_dir: Path | None) -> None:
 def log_result(result: Result) -> None:
     """Logs a pipeline's result into the active run: metrics (without a step), curves (one value
     per step), tables as JSON artifacts, texts, tags and the files under the result's folder; the
-    folder is removed afterwards."""
-    if result.metrics:
-        mlflow.log_metrics(result.metrics)
-    for name, values in result.curves.items():
-        for step, value in sorted(values.items()):
-            mlflow.log_metric(name, value, step=step)
-    for path, table in result.tables.items():
-        mlflow.log_table(table, artifact_file=path)
-    for path, text in result.texts.items():
-        mlflow.log_text(text, path)
-    if result.tags:
-        mlflow.set_tags(result.tags)
-    if result.files():
-        mlflow.log_artifacts(str(result.folder))
-    result.cleanup()
+    folder is removed afterwards, also when logging fails."""
+    try:
+        if result.metrics:
+            mlflow.log_metrics(result.metrics)
+        for name, values in result.curves.items():
+            for step, value in sorted(values.items()):
+                mlflow.log_metric(name, value, step=step)
+        for path, table in result.tables.items():
+            mlflow.log_table(table, artifact_file=path)
+        for path, text in result.texts.items():
+            mlflow.log_text(text, path)
+        if result.tags:
+            mlflow.set_tags(result.tags)
+        if result.files():
+            mlflow.log_artifacts(str(result.folder))
+    finally:
+        result.cleanup()
 
 
 class _ExistingRunLogger(MLFlowLogger):

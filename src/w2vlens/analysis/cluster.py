@@ -281,7 +281,7 @@ class DeviceRows:
                 yield start, torch.nn.functional.normalize(block, dim=1) if self.spherical else block
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
-        """The rows at `index` (sorted), on the device."""
+        """The rows at `index`, in its order, on the device."""
         if self.data is not None:
             return self.data[index.to(self.device)]
         block = self.host[index].to(self.device)
@@ -359,9 +359,10 @@ def _faiss_nearest(data: np.ndarray, centers: np.ndarray, gpu: bool) -> tuple[np
 
 
 def _seeding_sample(n_rows: int, k: int, generator: torch.Generator, points_per_cluster: int = 512) -> torch.Tensor:
-    """Sorted ids of the random rows k-means++ seeds on: at least 8,192, or `points_per_cluster`
-    per cluster (each seeding step reads the whole sample: it is kept small)."""
-    return torch.randperm(n_rows, generator=generator)[: max(8_192, points_per_cluster * k)].sort().values
+    """Ids of the random rows k-means++ seeds on, in the order drawn (the seeds depend on it): at
+    least 8,192, or `points_per_cluster` per cluster (each seeding step reads the whole sample: it
+    is kept small)."""
+    return torch.randperm(n_rows, generator=generator)[: max(8_192, points_per_cluster * k)]
 
 
 def _kmeans_plus_plus(candidates: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:

@@ -24,27 +24,27 @@ def run_layers(pair: str, stores: dict[str, EmbeddingStore], labels: FrameLabels
     """`stores`: view name -> its model's store. Curves `{view}_{score}` and `linear_cka` with
     step = layer (the MLflow UI draws them over the layers), `tables/layers.json` and one figure of
     them all. Headline: the fine-tuned view's last layer."""
-    result = Result()
-    num_layers = min(store.num_layers for store in stores.values())
-    rows = []
-    for layer in range(num_layers + 1):
-        row: dict[str, float] = {"layer": layer}
-        arrays = {}
-        for name, store in stores.items():
-            arrays[name] = store.array(store.layer_name(layer))
-            scores = clustering_scores(labels.pseudo, kmeans(n_clusters=k).fit(arrays[name]).labels_)
-            row |= {f"{name}_{metric}": scores[metric] for metric in SCORES}
-        if len(arrays) == 2:
-            row["linear_cka"] = linear_cka(*arrays.values(), max_points=cka_points, seed=seed)
-        for metric, value in row.items():
-            if metric != "layer":
-                result.add_curve(metric, layer, value)
-        log.info("layer %d: %s", layer, ", ".join(f"{m}={v:.3f}" for m, v in row.items() if m != "layer"))
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    result.tables["tables/layers.json"] = table
-    figure = layer_curves(table, list(stores), f"{pair}: clusters vs pseudo-labels by layer")
-    result.add_figure("figures/layers", figure, ("png", "pdf"))
-    result.headline = {metric: float(table.iloc[-1][f"finetuned_{metric}"]) for metric in SCORES
-                       if f"finetuned_{metric}" in table}
-    return result
+    with Result() as result:  # a failure removes the files written so far
+        num_layers = min(store.num_layers for store in stores.values())
+        rows = []
+        for layer in range(num_layers + 1):
+            row: dict[str, float] = {"layer": layer}
+            arrays = {}
+            for name, store in stores.items():
+                arrays[name] = store.array(store.layer_name(layer))
+                scores = clustering_scores(labels.pseudo, kmeans(n_clusters=k).fit(arrays[name]).labels_)
+                row |= {f"{name}_{metric}": scores[metric] for metric in SCORES}
+            if len(arrays) == 2:
+                row["linear_cka"] = linear_cka(*arrays.values(), max_points=cka_points, seed=seed)
+            for metric, value in row.items():
+                if metric != "layer":
+                    result.add_curve(metric, layer, value)
+            log.info("layer %d: %s", layer, ", ".join(f"{m}={v:.3f}" for m, v in row.items() if m != "layer"))
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        result.tables["tables/layers.json"] = table
+        figure = layer_curves(table, list(stores), f"{pair}: clusters vs pseudo-labels by layer")
+        result.add_figure("figures/layers", figure, ("png", "pdf"))
+        result.headline = {metric: float(table.iloc[-1][f"finetuned_{metric}"]) for metric in SCORES
+                           if f"finetuned_{metric}" in table}
+        return result

@@ -59,63 +59,64 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
     `settings.spherical_views`, spherical K-means too; `projections` (name -> unfitted projection)
     for Table 2 with `protocol` describing how each was fitted. Headline: the fine-tuned view's
     Table 1 scores."""
-    result = Result()
-    finetuned = views["finetuned"].store
-    vocabulary = finetuned.vocabulary
-    embeddings: dict[str, np.ndarray] = {}
-    clusters: dict[str, np.ndarray] = {}
-    table1 = []
-    for name, view in views.items():
-        embeddings[name] = view.store.array(view.array)
-        variants = [(clustering, {})] + ([("spherical", {"spherical": True})] if name in settings.spherical_views
-                                         else [])
-        for variant, override in variants:
-            fitted = kmeans(n_clusters=k, **override).fit(embeddings[name])
-            clusters.setdefault(name, fitted.labels_)
-            scores = score_clusters(result, f"tables/clusters_{name}_{variant}.json",
-                                    f"figures/contingency_{name}_{variant}", fitted.labels_, labels, vocabulary,
-                                    f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
-            result.metrics |= {f"table1/{name}_{variant}_{metric}": scores[metric] for metric in SCORES}
-            table1.append({"view": name, "clustering": variant, **{m: scores[m] for m in SCORES}})
+    with Result() as result:  # a failure removes the files written so far
+        finetuned = views["finetuned"].store
+        vocabulary = finetuned.vocabulary
+        embeddings: dict[str, np.ndarray] = {}
+        clusters: dict[str, np.ndarray] = {}
+        table1 = []
+        for name, view in views.items():
+            embeddings[name] = view.store.array(view.array)
+            variants = [(clustering, {})] + ([("spherical", {"spherical": True})] if name in settings.spherical_views
+                                             else [])
+            for variant, override in variants:
+                fitted = kmeans(n_clusters=k, **override).fit(embeddings[name])
+                clusters.setdefault(name, fitted.labels_)
+                scores = score_clusters(result, f"tables/clusters_{name}_{variant}.json",
+                                        f"figures/contingency_{name}_{variant}", fitted.labels_, labels, vocabulary,
+                                        f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
+                result.metrics |= {f"table1/{name}_{variant}_{metric}": scores[metric] for metric in SCORES}
+                table1.append({"view": name, "clustering": variant, **{m: scores[m] for m in SCORES}})
 
-    table2 = []
-    coords: dict[tuple[str, str], np.ndarray] = {}
-    for name in views:  # one exact kNN graph per view, shared by the projections that take one
-        graphs = shared_knn_graphs(embeddings[name], list(projections.values()), device, seed)
-        for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
-            coords[name, projection_name] = projection.fit_transform(embeddings[name], labels=labels.classes,
-                                                                     knn=graph)
-            lost = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
-                                           faithfulness.neighbours, faithfulness.sample, seed, kmeans)
-            result.metrics[f"table2/{name}_{projection_name}_ami"] = lost["projection_ami"]
-            table2.append({"view": name, "projection": projection_name, **lost})
-            log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
+        table2 = []
+        coords: dict[tuple[str, str], np.ndarray] = {}
+        for name in views:  # one exact kNN graph per view, shared by the projections that take one
+            graphs = shared_knn_graphs(embeddings[name], list(projections.values()), device, seed)
+            for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
+                coords[name, projection_name] = projection.fit_transform(embeddings[name], labels=labels.classes,
+                                                                         knn=graph)
+                lost = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
+                                               faithfulness.neighbours, faithfulness.sample, seed, kmeans)
+                result.metrics[f"table2/{name}_{projection_name}_ami"] = lost["projection_ami"]
+                table2.append({"view": name, "projection": projection_name, **lost})
+                log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
 
-    table3 = view_comparison(embeddings, clusters, settings.cka_points, seed)
-    for row in table3.itertuples():
-        result.metrics |= {f"table3/{row.earlier}_vs_{row.later}_{metric}": getattr(row, metric)
-                           for metric in ("ami", "linear_cka")}
+        table3 = view_comparison(embeddings, clusters, settings.cka_points, seed)
+        for row in table3.itertuples():
+            result.metrics |= {f"table3/{row.earlier}_vs_{row.later}_{metric}": getattr(row, metric)
+                               for metric in ("ami", "linear_cka")}
 
-    shown = settings.figure_projection
-    add_figure1(result, pair, {name: coords[name, shown] for name in views}, shown, labels, clusters,
-                finetuned.frames(), settings, seed)
-    tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
-    for table_name, table in tables.items():
-        result.tables[f"tables/{table_name}.json"] = table
-    result.tags["table2_protocol"] = "; ".join(f"{name}: {text}" for name, text in protocol.items())
-    utterances = finetuned.utterances()
-    report = characters(result, settings, clusters, labels, utterances, vocabulary, finetuning_texts) | {"k": k}
-    report |= annotators(result, settings, embeddings["finetuned"], clusters["finetuned"], finetuned.array("logits"),
-                         coords["finetuned", shown], labels, utterances, vocabulary, probe_logger, seed)
-    report["differences"] = differences(pair, finetuned, views["finetuned"].array, k, len(utterances), protocol,
-                                        report["table5_reference"], settings)
-    summary = paper_summary(f"w2vlens: pair {pair} on {data_name}", *tables.values(), silence, protocol)
-    summary += characters_summary(report)
-    result.texts["summary.md"] = summary
-    log.info("summary:\n%s", summary)
-    finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
-    result.headline = {metric: float(finetuned_row[metric]) for metric in SCORES}
-    return result
+        shown = settings.figure_projection
+        add_figure1(result, pair, {name: coords[name, shown] for name in views}, shown, labels, clusters,
+                    finetuned.frames(), settings, seed)
+        tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
+        for table_name, table in tables.items():
+            result.tables[f"tables/{table_name}.json"] = table
+        result.tags["table2_protocol"] = "; ".join(f"{name}: {text}" for name, text in protocol.items())
+        utterances = finetuned.utterances()
+        report = characters(result, settings, clusters, labels, utterances, vocabulary, finetuning_texts) | {"k": k}
+        report |= annotators(result, settings, embeddings["finetuned"], clusters["finetuned"],
+                             finetuned.array("logits"), coords["finetuned", shown], labels, utterances, vocabulary,
+                             probe_logger, seed)
+        report["differences"] = differences(pair, finetuned, views["finetuned"].array, k, len(utterances), protocol,
+                                            report["table5_reference"], settings)
+        summary = paper_summary(f"w2vlens: pair {pair} on {data_name}", *tables.values(), silence, protocol)
+        summary += characters_summary(report)
+        result.texts["summary.md"] = summary
+        log.info("summary:\n%s", summary)
+        finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
+        result.headline = {metric: float(finetuned_row[metric]) for metric in SCORES}
+        return result
 
 
 def add_figure1(result: Result, pair: str, panels: dict[str, np.ndarray], shown: str, labels: FrameLabels,

@@ -62,34 +62,34 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
     side by side; with several layers each one's go under a `layer_NN/` section.
     `served_at` is the URL prefix under which the run's artifacts are served (for the audio page).
     Headline: the last array's scores."""
-    result = Result()
-    for array_name, _ in arrays:
-        prefix = "" if len(arrays) == 1 else f"{array_name}/"
-        embeddings = store.array(array_name)
-        fitted = kmeans(n_clusters=k).fit(embeddings)
-        shown = view_title(view, array_name)
-        scores = score_clusters(result, f"{prefix}tables/clusters.json", f"{prefix}contingency", fitted.labels_,
-                                labels, vocabulary, f"{pair} {shown}: clusters vs pseudo-labels")
-        scores_and_inertia = scores | {"inertia": fitted.inertia_}
-        result.metrics |= {f"{prefix}{metric}": value for metric, value in scores_and_inertia.items()}
-        result.headline = scores
-        if listen.enabled:
-            add_cluster_audio(result, prefix, fitted.labels_, labels.classes, store, f"{pair} {shown}", listen,
-                              served_at + quote(prefix), seed)
-        if projected is not None:
-            coords = projected.projection.fit_transform(embeddings, labels=labels.classes)
-            lost = projection_faithfulness(embeddings, coords, fitted.labels_, faithfulness.neighbours,
-                                           faithfulness.sample, seed, kmeans)
-            result.metrics |= {f"{prefix}{metric}": value for metric, value in lost.items()}
-            log.info("%s %s: %s", shown, projected.name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
-            title = f"{pair} {shown}, {projected.name}"
-            for colour_name, colours in (("label", labels.classes), ("cluster", fitted.labels_)):
-                figure = projection_panels({view: coords}, colours, title=f"{title}: by {colour_name}", seed=seed)
-                result.add_figure(f"{prefix}projection_by_{colour_name}", figure, ("png", "pdf"))
-            if atlas.enabled:
-                add_atlas(result, coords, fitted.labels_, labels, vocabulary, store, f"{projected.name}_{array_name}",
-                          atlas.viewer)
-    return result
+    with Result() as result:  # a failure removes the files written so far
+        for array_name, _ in arrays:
+            prefix = "" if len(arrays) == 1 else f"{array_name}/"
+            embeddings = store.array(array_name)
+            fitted = kmeans(n_clusters=k).fit(embeddings)
+            shown = view_title(view, array_name)
+            scores = score_clusters(result, f"{prefix}tables/clusters.json", f"{prefix}contingency", fitted.labels_,
+                                    labels, vocabulary, f"{pair} {shown}: clusters vs pseudo-labels")
+            scores_and_inertia = scores | {"inertia": fitted.inertia_}
+            result.metrics |= {f"{prefix}{metric}": value for metric, value in scores_and_inertia.items()}
+            result.headline = scores
+            if listen.enabled:
+                add_cluster_audio(result, prefix, fitted.labels_, labels.classes, store, f"{pair} {shown}", listen,
+                                  served_at + quote(prefix), seed)
+            if projected is not None:
+                coords = projected.projection.fit_transform(embeddings, labels=labels.classes)
+                lost = projection_faithfulness(embeddings, coords, fitted.labels_, faithfulness.neighbours,
+                                               faithfulness.sample, seed, kmeans)
+                result.metrics |= {f"{prefix}{metric}": value for metric, value in lost.items()}
+                log.info("%s %s: %s", shown, projected.name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
+                title = f"{pair} {shown}, {projected.name}"
+                for colour_name, colours in (("label", labels.classes), ("cluster", fitted.labels_)):
+                    figure = projection_panels({view: coords}, colours, title=f"{title}: by {colour_name}", seed=seed)
+                    result.add_figure(f"{prefix}projection_by_{colour_name}", figure, ("png", "pdf"))
+                if atlas.enabled:
+                    add_atlas(result, coords, fitted.labels_, labels, vocabulary, store,
+                              f"{projected.name}_{array_name}", atlas.viewer)
+        return result
 
 
 def add_cluster_audio(result: Result, prefix: str, clusters: np.ndarray, classes: np.ndarray, store: EmbeddingStore,
