@@ -8,10 +8,11 @@ Writes synthetic audio files (4-20 s noisy tones), then times, on the same devic
 - `extract()` keeping every view (CNN, every hidden state, logits).
 Each row gives audio seconds per second, the ratio to the bare forward, and the store's size per
 hour of audio. On the CPU it also measures the peak host memory of extraction over a short corpus
-and one 6x longer, each in a fresh process.
+and one 6x longer, each in a fresh process, and that of the bare forward over the same batches.
 
     python scripts/bench_extract.py                         # demo pair, CPU, 10 minutes of audio
     python scripts/bench_extract.py --seconds 1200 --device cuda
+    python scripts/bench_extract.py --seconds 0             # only the peak-memory rows
 
 `extract_rows(checkpoint_dir, audio_dir, device, workdir)` gives the rows for any checkpoint and
 folder of audio; `scripts/bench_gpu.py` calls it with a wav2vec2-large-sized model on a GPU.
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,27 +70,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_forward(checkpoint: object, corpus: Corpus, device: torch.device, dtype: torch.dtype) -> float:
-    """Seconds of the model alone over the extractor's batches: inputs decoded and padded beforehand."""
+def padded_inputs(checkpoint: object, corpus: Corpus) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The model inputs (values, attention mask) of the extractor's batch plan, batch by batch."""
     durations = {u.id: audio_duration(u) for u in corpus.utterances}
     padded = padded_batches(checkpoint)
-    batches = plan_batches(corpus.utterances, durations, BATCH_SECONDS, padded, set())
-    prepared = []
-    for batch in batches:
+    for batch in plan_batches(corpus.utterances, durations, BATCH_SECONDS, padded, set()):
         audio = [load_audio(u, checkpoint.sample_rate) for u in batch]
         inputs = checkpoint.feature_extractor(audio, sampling_rate=checkpoint.sample_rate, padding=True,
                                               return_tensors="pt", return_attention_mask=padded)
-        prepared.append((inputs.input_values, inputs["attention_mask"] if padded else None))
+        yield inputs.input_values, inputs["attention_mask"] if padded else None
+
+
+def forward(checkpoint: object, values: torch.Tensor, mask: torch.Tensor | None, device: torch.device,
+            dtype: torch.dtype) -> None:
+    """One forward pass with every hidden state, whose outputs are dropped."""
     with torch.inference_mode():
-        values, mask = prepared[0]  # warm-up: kernels, allocator
         checkpoint.model(values.to(device, dtype), attention_mask=None if mask is None else mask.to(device),
                          output_hidden_states=True)
-        _sync(device)
-        start = time.perf_counter()
-        for values, mask in prepared:
-            checkpoint.model(values.to(device, dtype), attention_mask=None if mask is None else mask.to(device),
-                             output_hidden_states=True)
-        _sync(device)
+
+
+def bare_forward(checkpoint: object, corpus: Corpus, device: torch.device, dtype: torch.dtype) -> float:
+    """Seconds of the model alone over the extractor's batches: inputs decoded and padded beforehand."""
+    prepared = list(padded_inputs(checkpoint, corpus))
+    forward(checkpoint, *prepared[0], device, dtype)  # warm-up: kernels, allocator
+    _sync(device)
+    start = time.perf_counter()
+    for values, mask in prepared:
+        forward(checkpoint, values, mask, device, dtype)
+    _sync(device)
     return time.perf_counter() - start
 
 
@@ -136,14 +145,18 @@ def extract_rows(checkpoint_dir: Path, audio_dir: Path, device: str, workdir: Pa
 _PEAK_RSS = """
 import re, sys, torch
 from pathlib import Path
-sys.path.insert(0, sys.argv[4])
-from bench_extract import audio_corpus
+sys.path.insert(0, sys.argv[5])
+from bench_extract import audio_corpus, forward, padded_inputs
 from w2vlens.embeddings.extract import extract
 from w2vlens.embeddings.models import load_checkpoint
-checkpoint = load_checkpoint(sys.argv[1], True, torch.device("cpu"), torch.float32)
-corpus = audio_corpus(Path(sys.argv[2]))
+checkpoint = load_checkpoint(sys.argv[2], True, torch.device("cpu"), torch.float32)
+corpus = audio_corpus(Path(sys.argv[3]))
 before = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
-extract(checkpoint, corpus, Path(sys.argv[3]), torch.float32, arrays=None)
+if sys.argv[1] == "extract":
+    extract(checkpoint, corpus, Path(sys.argv[4]), torch.float32, arrays=None)
+else:
+    for values, mask in padded_inputs(checkpoint, corpus):
+        forward(checkpoint, values, mask, torch.device("cpu"), torch.float32)
 after = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
 print(before, after)
 """
@@ -151,18 +164,20 @@ print(before, after)
 
 def peak_memory_rows(checkpoint_dir: Path, workdir: Path, short_seconds: float) -> list[dict]:
     """Peak host memory (VmHWM, MiB) of a fresh process extracting every view over a short corpus and
-    one 6x longer."""
+    one 6x longer, and of one running the bare forward over the same batches (streamed, nothing
+    kept): what the model's own allocations add as the corpus grows."""
     rows = []
     for scale in (1, 6):
         audio = write_audio(workdir / f"rss-audio-{scale}", short_seconds * scale, seed=scale)
-        result = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(checkpoint_dir), str(audio),
-                                 str(workdir / f"rss-cache-{scale}"), str(Path(__file__).parent)],
-                                capture_output=True, text=True, check=True)
-        before, after = (int(kb) / 1024 for kb in result.stdout.split()[-2:])
-        rows.append({"stage": f"peak host memory, {scale}x corpus", "seconds": None, "audio_s_per_s": None,
-                     "ratio_to_bare": None, "store_gb_per_hour": None,
-                     "detail": f"{short_seconds * scale / 60:.0f} min of audio: {after:.0f} MiB "
-                               f"({before:.0f} MiB before extracting)"})
+        for mode in ("extract", "bare forward"):
+            result = subprocess.run([sys.executable, "-c", _PEAK_RSS, mode, str(checkpoint_dir), str(audio),
+                                     str(workdir / f"rss-cache-{scale}"), str(Path(__file__).parent)],
+                                    capture_output=True, text=True, check=True)
+            before, after = (int(kb) / 1024 for kb in result.stdout.split()[-2:])
+            rows.append({"stage": f"peak host memory, {mode}, {scale}x corpus", "seconds": None,
+                         "audio_s_per_s": None, "ratio_to_bare": None, "store_gb_per_hour": None,
+                         "detail": f"{short_seconds * scale / 60:.1f} min of audio: {after:.0f} MiB "
+                                   f"({before:.0f} MiB before)"})
     return rows
 
 
@@ -182,7 +197,8 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEMO_PAIR_DIR / "finetuned")
-    parser.add_argument("--seconds", type=float, default=600.0, help="audio to extract, in seconds")
+    parser.add_argument("--seconds", type=float, default=600.0,
+                        help="audio of the timed rows, in seconds; 0 skips them")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=2, help="best of this many timings per stage")
     parser.add_argument("--memory-seconds", type=float, default=600.0,
@@ -190,8 +206,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
-        audio = write_audio(workdir / "audio", args.seconds)
-        rows = extract_rows(args.checkpoint, audio, args.device, workdir, args.repeats)
+        rows = []
+        if args.seconds:
+            audio = write_audio(workdir / "audio", args.seconds)
+            rows += extract_rows(args.checkpoint, audio, args.device, workdir, args.repeats)
         if args.memory_seconds and Path("/proc/self/status").is_file():
             rows += peak_memory_rows(args.checkpoint, workdir, args.memory_seconds)
     print(f"threads: torch {torch.get_num_threads()}, machine {re.sub(' +', ' ', _cpu_name())}")
