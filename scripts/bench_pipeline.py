@@ -230,11 +230,12 @@ def scaled_store(source: object, corpus: object, path: Path, n_frames: int, dim:
     widths = {name: source.meta["arrays"][name]["dim"] for name in arrays}
     projections = {name: rng.standard_normal((width, dim)).astype(np.float32) / np.sqrt(width)
                    for name, width in widths.items() if name != "logits"}
+    records = source.utterances()[["id", "audio", "duration", "offset", "n_frames"]].to_dict("records")
     rows, copies = [], []
     with StoreWriter(path, source.meta) as writer:
         copy = 0
         while writer.meta["n_frames"] < n_frames:
-            for row in source.utterances()[["id", "audio", "duration", "offset", "n_frames"]].to_dict("records"):
+            for row in records:
                 if writer.meta["n_frames"] >= n_frames:
                     break
                 span = slice(row["offset"], row["offset"] + row["n_frames"])

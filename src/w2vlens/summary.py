@@ -123,11 +123,14 @@ def characters_summary(report: dict) -> str:
                   f"Over {int(correlations['n_characters'])} characters with both accuracies.", "",
                   "| predictor | Pearson r | Spearman r | paper |", "| --- | --- | --- | --- |",
                   f"| pre-trained accuracy | {correlations['pre_vs_fine_pearson_r']:.2f} | "
-                  f"{correlations['pre_vs_fine_spearman_r']:.2f} | 0.35 |"]
+                  f"{correlations['pre_vs_fine_spearman_r']:.2f} | "
+                  f"{PAPER_CORRELATIONS['pre_vs_fine_pearson_r']:.2f} |"]
         if "multiple_r" in correlations:
             lines += [f"| frequency in the fine-tuning data | {correlations['frequency_vs_fine_pearson_r']:.2f} | "
-                      f"{correlations['frequency_vs_fine_spearman_r']:.2f} | 0.38 |",
-                      f"| both (multiple R) | {correlations['multiple_r']:.2f} | – | 0.52 |"]
+                      f"{correlations['frequency_vs_fine_spearman_r']:.2f} | "
+                      f"{PAPER_CORRELATIONS['frequency_vs_fine_pearson_r']:.2f} |",
+                      f"| both (multiple R) | {correlations['multiple_r']:.2f} | – | "
+                      f"{PAPER_CORRELATIONS['multiple_r']:.2f} |"]
         else:
             lines += ["", "No fine-tuning transcripts given (`paper.finetuning_transcripts`): the frequency "
                       "correlations are left out."]
