@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, app_overrides, compose_app
+from helpers import REPO_ROOT, app_overrides, compose_app, overrides_for, runs
 from hydra.errors import ConfigCompositionException
 
 from w2vlens.app import run
@@ -55,13 +55,27 @@ def test_a_compose_error_is_hydras_message_within_seconds(tmp_path: Path) -> Non
     (["layer=abc"], r"^layer='abc': use a layer index, a non-empty list of them or 'all'$"),
     (["layer=[]"], r"^layer=\[\]: use a layer index, a non-empty list of them or 'all'$"),
     (["layer=[1,x]"], r"^layer=\[1, 'x'\]: use a layer index, a non-empty list of them or 'all'$"),
-    (["cluster.k=2.5"], r"^cluster.k=2.5: use 'auto' or a positive integer$"),
-    (["cluster.k=0"], r"^cluster.k=0: use 'auto' or a positive integer$"),
-    (["cluster.k=abc"], r"^cluster.k='abc': use 'auto' or a positive integer$"),
+    (["cluster.k=2.5"], r"^cluster.k=2.5: use 'auto' or a positive integer up to 2147483647$"),
+    (["cluster.k=0"], r"^cluster.k=0: use 'auto' or a positive integer up to 2147483647$"),
+    (["cluster.k=abc"], r"^cluster.k='abc': use 'auto' or a positive integer up to 2147483647$"),
     (["cluster.k_scale=0"], r"^cluster.k_scale=0: use a positive number$"),
     (["analysis=layers"], r"^analysis=layers needs experiment=layers"),
     (["analysis=everything"], r"^analysis='everything': use view, or experiment=layers or experiment=paper$"),
     (["data.path=???"], r"^data.path is required: set it on the command line \(data.path=\.\.\.\)$"),
+    # issue 23: each was a traceback, silently accepted or refused only after a run had started
+    (["cluster.estimator.n_init=abc"], r"^cluster.estimator.n_init='abc': use a positive integer up to 2147483647$"),
+    (["cluster.estimator.n_init=0"], r"^cluster.estimator.n_init=0: use a positive integer up to 2147483647$"),
+    (["seed=-1"], r"^seed=-1: use a non-negative 32-bit integer \(0 to 4294967295\)$"),
+    ([f"seed={2**70}"], rf"^seed={2**70}: use a non-negative 32-bit integer \(0 to 4294967295\)$"),
+    (["listen.frames=0"], r"^listen.frames=0: use a positive integer up to 2147483647$"),
+    (["listen.context_seconds=-1"], r"^listen.context_seconds=-1.0: use a positive number$"),
+    (["extract.batch_seconds=0"], r"^extract.batch_seconds=0.0: use a positive number$"),
+    (["extract.storage_dtype=int8"], r"^extract.storage_dtype='int8': use auto, float16 or float32$"),
+    (["cluster.estimator.backend=foo"], r"^cluster.estimator.backend='foo': use auto, faiss, torch or sklearn$"),
+    (["extract.window_seconds=-5"], r"^extract.window_seconds=-5.0: use a positive number or null$"),
+    (["extract.context_seconds=-1"], r"^extract.context_seconds=-1.0: use a positive number$"),
+    (["extract.window_seconds=2"], r"^extract.window_seconds=2.0: use more than twice extract.context_seconds=1.0"),
+    (["extract.shard=2", "extract.num_shards=2"], r"^extract.shard=2: use 0..1 \(extract.num_shards=2\)$"),
 ])
 def test_bad_values_stop_before_any_work_or_mlflow_run(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                        tmp_path: Path, overrides: list[str], message: str) -> None:
@@ -71,6 +85,16 @@ def test_bad_values_stop_before_any_work_or_mlflow_run(tiny_pair: tuple[Path, Pa
         run(cfg)
     assert not (tmp_path / "mlruns").exists()  # no store, so no run left FAILED
     assert not (tmp_path / "cache").exists()  # nothing extracted
+
+
+def test_layer_indices_are_checked_against_the_checkpoint_before_any_run(
+        tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
+    """The tiny model has layers 0..2: no MLflow run, nothing in the cache."""
+    cfg = compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["extract.layers=[99]"])
+    with pytest.raises(W2VLensError, match=rf"^extract.layers=99: {tiny_pair[1]} has layers 0..2$"):
+        run(cfg)
+    assert runs(tmp_path).empty
+    assert not (tmp_path / "cache").exists()
 
 
 def test_a_manifest_without_its_path_is_one_line(tmp_path: Path) -> None:

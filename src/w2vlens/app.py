@@ -27,6 +27,7 @@ from w2vlens.pipelines.layers import run_layers
 from w2vlens.pipelines.paper import PaperView, run_paper
 from w2vlens.pipelines.view import Projected, run_view
 from w2vlens.result import Result
+from w2vlens.validation import check_config
 
 log = logging.getLogger("w2vlens")
 
@@ -171,28 +172,6 @@ def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
     return int(k)  # check_config has made sure it is a positive integer
 
 
-def check_config(cfg: DictConfig) -> None:
-    """The checks the config's schema cannot express, made before any work or MLflow run starts:
-    required values, the layer selection, k and the analysis."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise W2VLensError(f"{missing[0]} is required: set it on the command line ({missing[0]}=...)")
-    layer = OmegaConf.to_container(cfg.layer) if isinstance(cfg.layer, ListConfig) else cfg.layer
-    layers = layer if isinstance(layer, list) else [layer]
-    if layer != "all" and (not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers)):
-        raise W2VLensError(f"layer={layer!r}: use a layer index, a non-empty list of them or 'all'")
-    k = cfg.cluster.k
-    if k != "auto" and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-        raise W2VLensError(f"cluster.k={k!r}: use 'auto' or a positive integer")
-    scale = cfg.cluster.k_scale
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
-        raise W2VLensError(f"cluster.k_scale={scale!r}: use a positive number")
-    if cfg.analysis not in ("view", "layers", "paper"):
-        raise W2VLensError(f"analysis={cfg.analysis!r}: use view, or experiment=layers or experiment=paper")
-    if cfg.analysis != "view" and cfg[cfg.analysis] is None:
-        raise W2VLensError(f"analysis={cfg.analysis} needs experiment={cfg.analysis}, which sets it up")
-
-
 def projection_protocol(projections: DictConfig) -> dict[str, str]:
     """How each projection of Table 2 was fitted, in words, for the summary: every frame (the
     paper's protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
@@ -231,13 +210,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
     (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
     headline metrics. An `extract.shard` job only extracts its shard, for both checkpoints of the pair,
     and returns none."""
-    check_config(cfg)
+    check_config(cfg)  # every value, before any work (w2vlens.validation)
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
     analysis = cfg.analysis
     views = dict(cfg[analysis].views) if analysis in ("paper", "layers") else {cfg.model.name: cfg.model}
     sharded = cfg.extract.shard is not None
     sides = {view.checkpoint for view in views.values()} if not sharded else {"pretrained", "finetuned"}
     checkpoints = load_checkpoints(cfg, sides)
+    needed_arrays(cfg, views, checkpoints)  # the layer indices against the checkpoints, before any data work
     corpus: Corpus = build(cfg.data)
     check_transcripts(corpus, checkpoints["finetuned"].vocabulary)
     if sharded:

@@ -6,7 +6,7 @@ of the wrong type or an unknown key fails when Hydra composes the config, with i
 naming the key; the app turns them into these dataclasses (`OmegaConf.to_object`). The groups that
 choose an implementation (`data`, `cluster.estimator`, `reduce`) are built with `_target_`, and
 `pair` and `model` (a view: name, checkpoint, layer) are read by the app. A new key in
-conf/config.yaml must be added here.
+conf/config.yaml must be added here, and its range or choices to `w2vlens.validation.RULES`.
 """
 
 from __future__ import annotations
