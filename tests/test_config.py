@@ -1,12 +1,13 @@
 """Config checks: a wrong value stops with one line naming it, before any MLflow run starts."""
 
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, app_overrides, compose_app, overrides_for, runs
+from helpers import REPO_ROOT, app_overrides, compose_app
 from hydra.errors import ConfigCompositionException
 
 from w2vlens.app import run
@@ -88,12 +89,19 @@ def test_bad_values_stop_before_any_work_or_mlflow_run(tiny_pair: tuple[Path, Pa
 
 
 def test_layer_indices_are_checked_against_the_checkpoint_before_any_run(
-        tiny_pair: tuple[Path, Path], corpus_manifest: Path, tmp_path: Path) -> None:
+        tiny_pair: tuple[Path, Path], corpus_manifest: Path, tracking_dir: Path, tmp_path: Path) -> None:
     """The tiny model has layers 0..2: no MLflow run, nothing in the cache."""
-    cfg = compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["extract.layers=[99]"])
+    data = ["data=manifest", f"data.path={corpus_manifest}"]
+    cfg = compose_app(app_overrides(tiny_pair, data, tmp_path / "cache", tracking_dir) + ["extract.layers=[99]"])
+
+    def count_runs() -> int:
+        database = tracking_dir / "mlflow.db"
+        return sqlite3.connect(database).execute("select count(*) from runs").fetchone()[0] if database.exists() else 0
+
+    before = count_runs()
     with pytest.raises(W2VLensError, match=rf"^extract.layers=99: {tiny_pair[1]} has layers 0..2$"):
         run(cfg)
-    assert runs(tmp_path).empty
+    assert count_runs() == before
     assert not (tmp_path / "cache").exists()
 
 

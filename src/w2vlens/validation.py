@@ -7,8 +7,15 @@ type (`data`, `cluster.estimator`, `reduce.projection`, ...). Each error is one 
 
 RULES holds one rule per key. A view (`model`, `paper.views.<name>`, `layers.views.<name>`) and
 a projection (`reduce`, `paper.projections.<name>`) are checked with the rules of `model.*` and
-`reduce.*` (ALIASES). A new key needs one line in RULES: tests/test_validation.py composes every
-config option, walks every key and fails naming any key without a rule. Keys starting with `_`
+`reduce.*` (ALIASES). A new key needs one line in RULES, built from the helpers below, e.g.
+
+    "paper.min_char_frames": integer(1),                        # 1 to 2**31 - 1
+    "paper.seeds": list_of(SEED),                               # a non-empty list of seeds
+    "reduce.projection.neighbours": choice("auto", "exact", "approximate"),
+    "extract.window_seconds": number(gt=0, null=True),          # > 0, or null
+
+tests/test_validation.py composes every option of every config group, walks every key and fails
+naming any key without a rule. Keys starting with `_`
 (`_target_`, `_convert_`) are Hydra's own; interpolations (`${seed}`) are checked where they point.
 RELATIONS are the checks between keys (`extract.shard` below `extract.num_shards`, ...). The layer
 indices are checked against the checkpoints once they are loaded (`app.needed_arrays`), still
@@ -91,6 +98,13 @@ def choice(*options: str, null: bool = False, allowed: str | None = None) -> Rul
     return _or_null(Rule(words, lambda value: isinstance(value, str) and value in options), null)
 
 
+def list_of(rule: Rule, empty: bool = False, allowed: str | None = None) -> Rule:
+    """A list of values that each follow `rule` (at least one unless `empty`), e.g. list_of(SEED)."""
+    words = allowed or f"a {'' if empty else 'non-empty '}list, each {rule.allowed}"
+    return Rule(words, lambda value: isinstance(value, list) and (empty or len(value) > 0)
+                and all(rule.accepts(item) for item in value))
+
+
 def _layer_spec(value: object) -> bool:
     indices = value if isinstance(value, list) else [value]
     return value == "all" or (len(indices) > 0 and all(_is_int(i) and abs(i) <= INT32_MAX for i in indices))
@@ -110,7 +124,7 @@ def _bands(value: object) -> bool:
 BOOL = Rule("true or false", lambda value: isinstance(value, bool))
 TEXT = Rule("a string", lambda value: isinstance(value, str))
 OPTIONAL_TEXT = _or_null(TEXT, True)
-NAMES = Rule("a list of names", lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value))
+NAMES = list_of(TEXT, empty=True, allowed="a list of names")
 OPTIONAL_NAMES = _or_null(NAMES, True)
 ANYTHING = Rule("anything", lambda value: True)  # passed on as it is (a dataset's own load_dataset arguments)
 SEED = Rule(f"a non-negative 32-bit integer (0 to {SEED_MAX})", lambda value: _is_int(value) and 0 <= value <= SEED_MAX)
