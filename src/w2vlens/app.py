@@ -27,6 +27,7 @@ from w2vlens.pipelines.layers import run_layers
 from w2vlens.pipelines.paper import PaperView, run_paper
 from w2vlens.pipelines.view import Projected, run_view
 from w2vlens.result import Result
+from w2vlens.ui import run_url
 
 log = logging.getLogger("w2vlens")
 
@@ -193,6 +194,13 @@ def check_config(cfg: DictConfig) -> None:
         raise W2VLensError(f"analysis={cfg.analysis} needs experiment={cfg.analysis}, which sets it up")
 
 
+def run_name(analysis: str, view: str, layer: str, clustering: str, k: int, reduce: DictConfig | None) -> str:
+    """What the run ran, as its MLflow name: `finetuned layer 4 spherical k=33 umap`, `finetuned
+    layers 0,4 kmeans k=33`, `cnn kmeans k=33`, `paper kmeans+spherical k=33`."""
+    shown = view if analysis != "view" or layer == "cnn" else f"{view} layer{'s' if ',' in layer else ''} {layer}"
+    return " ".join([shown, clustering, f"k={k}"] + ([reduce.name] if reduce is not None else []))
+
+
 def projection_protocol(projections: DictConfig) -> dict[str, str]:
     """How each projection of Table 2 was fitted, in words, for the summary: every frame (the
     paper's protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
@@ -249,14 +257,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
     k = resolve_k(cfg.cluster.k, checkpoints["finetuned"].vocabulary, cfg.cluster.k_scale)
     name = cfg.model.name if analysis == "view" else analysis
     clustering = cfg.cluster.name if analysis != "paper" else f"{cfg.cluster.name}+spherical"
+    layer = layer_tag(analysis, views, checkpoints)
     tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": cfg.cluster.name, "layer": layer_tag(analysis, views, checkpoints)}
+            "cluster": clustering, "layer": layer}
     if cfg.reduce is not None:
         tags["reduce"] = cfg.reduce.name
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     # The run starts before extraction, so that its duration includes it.
-    with tracking.start_run(experiment_id, f"{name} {clustering} k={k}", tags) as active:
-        tracking.log_config(cfg, output_dir)
+    with tracking.start_run(experiment_id, run_name(analysis, name, layer, clustering, k, cfg.reduce), tags) as active:
+        # A paper or layers run reads its views from its own section, not `model`: leave it out of the params.
+        tracking.log_config(cfg, output_dir, leave_out=("model",) if analysis != "view" else ())
         started = time.perf_counter()
         stores, hits = extract_stores(cfg, corpus, checkpoints, views)
         mlflow.log_metric("extract_seconds", time.perf_counter() - started)
@@ -292,8 +302,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
             projected = None if cfg.reduce is None else Projected(cfg.reduce.name, build(cfg.reduce.projection))
             result = run_view(view.name, cfg.pair.name, stores[view.checkpoint],
                               view_arrays(view, checkpoints[view.checkpoint]), labels, finetuned.vocabulary, k,
-                              kmeans, projected, faithfulness, OmegaConf.to_object(cfg.listen),
+                              kmeans, cfg.cluster.name, projected, faithfulness, OmegaConf.to_object(cfg.listen),
                               OmegaConf.to_object(cfg.atlas),
                               f"/get-artifact?run_uuid={active.info.run_id}&path=", cfg.seed)
         tracking.log_result(result)
-        return result.headline
+    log.info("run %r (%s): %s", active.info.run_name, active.info.run_id, run_url(experiment_id, active.info.run_id))
+    return result.headline

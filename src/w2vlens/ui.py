@@ -22,6 +22,11 @@ def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> s
     return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def run_url(experiment_id: str, run_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The MLflow UI address of one run (as `make ui` serves it)."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def mlflow_ui_command(store_dir: Path, host: str, port: int) -> list[str]:
     """`mlflow ui` over the SQLite store and artifact folder the runs write to."""
     beside = Path(sys.executable).parent / "mlflow"  # the venv's, even when it is not on PATH

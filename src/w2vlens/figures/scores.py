@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from w2vlens.figures.projections import DPI
+from w2vlens.labels import shown_label
 
 
 def contingency_heatmap(table: pd.DataFrame, title: str) -> Figure:
@@ -22,7 +23,7 @@ def contingency_heatmap(table: pd.DataFrame, title: str) -> Figure:
     width = max(6.0, 0.28 * shares.shape[1] + 2.5)
     fig, ax = plt.subplots(figsize=(width, height), constrained_layout=True, dpi=DPI)
     image = ax.imshow(shares.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks(range(shares.shape[1]), shares.columns, rotation=90, fontsize=8)
+    ax.set_xticks(range(shares.shape[1]), [shown_label(label) for label in shares.columns], rotation=90, fontsize=8)
     ax.set_yticks(range(len(shares)), [f"{c} (n={table.loc[c].sum()})" for c in shares.index], fontsize=7)
     ax.set_xlabel("label (by frequency)")
     ax.set_ylabel("cluster (by majority label)")
