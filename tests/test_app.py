@@ -63,8 +63,8 @@ def test_runs_differing_in_clustering_are_named_and_titled_apart(tiny_pair: tupl
         with Image.open(figure) as image:
             assert min(image.info["dpi"]) >= 199.9  # print quality, as the PNG itself says
         assert record["tags.cluster"] == name.split()[3]
-    titles = [record.getMessage().split(":")[0] for record in caplog.records if "clusters vs pseudo" in record.getMessage()]
-    assert titles == ["custom finetuned layer_02 (kmeans)", "custom finetuned layer_02 (spherical)"]  # as the figures
+    titles = [line.getMessage().split(":")[0] for line in caplog.records if "clusters vs pseudo" in line.getMessage()]
+    assert titles == ["custom finetuned layer_02 (kmeans)", "custom finetuned layer_02 (spherical)"]  # figures' too
 
 
 def test_a_run_ends_with_its_id_and_ui_address(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
