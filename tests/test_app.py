@@ -272,6 +272,8 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert {"figures/figure1_umap.png", "figures/figure1_umap.pdf", "figures/figure1_umap_by_cluster.png",
             "figures/figure1_umap_by_speaker.png"} <= artifacts
     assert "figures/figure1_umap_by_age.png" not in artifacts  # no such metadata column: skipped with a warning
+    assert {"figures/tables1_3.png", "figures/tables1_3.pdf"} <= artifacts
+    assert "clusters.html" in {a.path for a in client.list_artifacts(record.run_id)}  # the fine-tuned clusters
     assert {"tables/table4_accuracy.json", "tables/table4_groups.json", "tables/table5_accuracy.json",
             "tables/table5_groups.json", "tables/figure3_probe_report.json", "tables/figure3_majority_report.json",
             "tables/figure3_logreg_report.json", "figures/figure2.png", "figures/figure3.png"} <= artifacts
@@ -310,6 +312,7 @@ def test_layer_experiment_logs_curves_for_both_models(tiny_pair: tuple[Path, Pat
     artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
     assert {"tables/layers.json", "figures/layers.png", "figures/layers.pdf"} <= artifacts
     assert record["tags.view"] == "layers"
+    assert 0 <= record["metrics.cnn_ami"] <= 1  # the CNN baseline the layers are drawn against
 
 
 @pytest.mark.parametrize(("preset", "params"), [

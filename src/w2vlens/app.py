@@ -58,16 +58,18 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
 
 def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: dict[str, Checkpoint]
                   ) -> dict[str, set[str]]:
-    """The arrays each side's store must keep: what the views read (every layer for
-    `experiment=layers`), the fine-tuned logits (they label the frames), and `extract.layers` on
-    top (`all`: every view of both). A shard job, which cannot know the later analysis, also keeps
-    the CNN and `layer` of both sides."""
+    """The arrays each side's store must keep: what the views read (every layer and the CNN
+    baseline for `experiment=layers`), the fine-tuned logits (they label the frames), and
+    `extract.layers` on top (`all`: every view of both). A shard job, which cannot know the later
+    analysis, also keeps the CNN and `layer` of both sides."""
     needed: dict[str, set[str]] = {side: set() for side in checkpoints}
     needed["finetuned"].add("logits")
     if cfg.extract.shard is not None:
         needed["pretrained"].add("cnn")
         for side, checkpoint in checkpoints.items():
             needed[side] |= {name for name, _ in _layer_arrays(cfg.layer, checkpoint.num_layers, checkpoint.name)}
+    if cfg.analysis == "layers" and "pretrained" in checkpoints:
+        needed["pretrained"].add("cnn")  # the baseline every layer starts from
     for view in views.values():
         checkpoint = checkpoints[view.checkpoint]
         if view.view == "cnn":
@@ -293,10 +295,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
             result = run_paper(cfg.pair.name, corpus.name, paper_views, labels, k, cfg.cluster.name, kmeans,
                                projections, projection_protocol(cfg.paper.projections), settings, faithfulness,
                                silence, finetuning_texts(settings.finetuning_transcripts, corpus),
-                               tracking.lightning_logger(active.info.run_id), cfg.extract.device, cfg.seed)
+                               tracking.lightning_logger(active.info.run_id), cfg.extract.device, cfg.seed,
+                               OmegaConf.to_object(cfg.listen), f"/get-artifact?run_uuid={active.info.run_id}&path=")
         elif analysis == "layers":
             layer_stores = {view_name: stores[view.checkpoint] for view_name, view in views.items()}
-            result = run_layers(cfg.pair.name, layer_stores, labels, k, kmeans, cfg.layers.cka_points, cfg.seed)
+            cnn = stores["pretrained"].array("cnn") if "pretrained" in stores else None
+            result = run_layers(cfg.pair.name, layer_stores, labels, k, kmeans, cfg.layers.cka_points, cfg.seed, cnn)
         else:
             view = cfg.model
             projected = None if cfg.reduce is None else Projected(cfg.reduce.name, build(cfg.reduce.projection))

@@ -247,7 +247,9 @@ class MlflowSweepCallback(Callback):
                 columns = [f"metrics.{m}" for m in SWEEP_METRICS]
                 scored = children.dropna(subset=columns) if set(columns) <= set(children) else children.iloc[:0]
                 if not scored.empty:
-                    figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS)
+                    figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS,
+                                              f"sweep {Path(absolute_sweep_dir(config.hydra)).name}: "
+                                              + " ".join(config.hydra.overrides.task))
                     mlflow.log_figure(figure, "figures/children.png")
                     plt.close(figure)
         if failed:
