@@ -106,7 +106,7 @@ def marker_style(n_points: int) -> tuple[float, float]:
     return float(np.clip(6000 / n, 0.8, 12.0)), float(np.clip(0.3 + 6000 / n, 0.3, 0.9))
 
 
-def _name_centroids(ax: plt.Axes, points: np.ndarray, values: np.ndarray, min_gap: float = 0.04) -> None:
+def _name_centroids(ax: plt.Axes, points: np.ndarray, values: np.ndarray, min_gap: float = 0.06) -> None:
     """Each category's name at the median of its points, outlined in white to stay readable. The
     most frequent categories are named first; a name closer than `min_gap` (a share of the panel's
     extent) to one already written is left out, so that diffuse categories, whose medians crowd
