@@ -46,6 +46,40 @@ def test_run_logs_scores_config_table_and_figure(tiny_pair: tuple[Path, Path], c
     assert record["metrics.extract_seconds"] > 0
 
 
+def test_runs_differing_in_clustering_are_named_and_titled_apart(tiny_pair: tuple[Path, Path],
+                                                                  corpus_manifest: Path, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from PIL import Image
+
+    caplog.set_level("INFO", logger="w2vlens")
+    for cluster in ("kmeans", "spherical"):
+        run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + [f"cluster={cluster}",
+                                                                              "listen.enabled=false"]))
+    logged = runs(tmp_path).set_index("tags.mlflow.runName")
+    assert sorted(logged.index) == ["finetuned layer 2 kmeans k=33", "finetuned layer 2 spherical k=33"]
+    client = MlflowClient()
+    for name, record in logged.iterrows():
+        figure = Path(client.download_artifacts(record.run_id, "contingency.png", str(tmp_path / record.run_id)))
+        with Image.open(figure) as image:
+            assert min(image.info["dpi"]) >= 199.9  # print quality, as the PNG itself says
+        assert record["tags.cluster"] == name.split()[3]
+    titles = [line.getMessage().split(":")[0] for line in caplog.records if "clusters vs pseudo" in line.getMessage()]
+    assert titles == ["custom finetuned layer_02 (kmeans)", "custom finetuned layer_02 (spherical)"]  # figures' too
+
+
+def test_a_run_ends_with_its_id_and_ui_address(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
+                                               tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "run", *overrides_for(tiny_pair, corpus_manifest, tmp_path),
+               "listen.enabled=false", f"hydra.run.dir={tmp_path / 'out'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = runs(tmp_path).iloc[0]
+    last = result.stdout.strip().splitlines()[-1]  # the log's last line
+    assert record.run_id in last
+    assert f"http://127.0.0.1:5000/#/experiments/{record.experiment_id}/runs/{record.run_id}" in last
+    assert "Warning" not in result.stdout + result.stderr  # no Python warnings a user cannot act on
+
+
 def test_layer_tag_names_the_layer_actually_clustered(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                       tmp_path: Path) -> None:
     run(compose_app(overrides_for(tiny_pair, corpus_manifest, tmp_path) + ["model.layer=1"]))
@@ -143,7 +177,8 @@ def test_sweep_makes_children_of_one_parent_and_reuses_the_cache(tmp_path: Path,
     for parent_id in parents.run_id:
         children = logged[logged["tags.mlflow.parentRunId"] == parent_id]
         assert sorted(children["tags.mlflow.runName"]) == [
-            "finetuned kmeans k=33", "finetuned spherical k=33", "pretrained kmeans k=33", "pretrained spherical k=33"]
+            "job 0: pretrained layer 2 kmeans k=33", "job 1: pretrained layer 2 spherical k=33",
+            "job 2: finetuned layer 2 kmeans k=33", "job 3: finetuned layer 2 spherical k=33"]
     latest = parents.sort_values("start_time").run_id.iloc[-1]
     assert {a.path for a in MlflowClient().list_artifacts(latest, "figures")} == {"figures/children.png"}
     second = logged[logged["tags.mlflow.parentRunId"] == latest]
@@ -163,14 +198,17 @@ def test_a_failing_sweep_job_fails_the_parent_and_spares_the_others(tiny_pair: t
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: 1 of 3 sweep jobs failed: finetuned kmeans k=99999: k=99999 is larger than the number of frames (399)")
+        "error: 1 of 3 sweep jobs failed: job 1: finetuned layer 2 kmeans k=99999: k=99999 is larger than the "
+        "number of frames (399)")
     logged = runs(tmp_path)
     parent = logged[logged["tags.sweep"] == "true"].iloc[0]
     assert parent["status"] == "FAILED"
-    assert parent["tags.failed_jobs"] == "finetuned kmeans k=99999: k=99999 is larger than the number of frames (399)"
+    assert parent["tags.failed_jobs"] == (
+        "job 1: finetuned layer 2 kmeans k=99999: k=99999 is larger than the number of frames (399)")
     children = logged[logged["tags.mlflow.parentRunId"] == parent.run_id].set_index("tags.mlflow.runName")
     assert children["status"].sort_index().to_dict() == {
-        "finetuned kmeans k=5": "FINISHED", "finetuned kmeans k=7": "FINISHED", "finetuned kmeans k=99999": "FAILED"}
+        "job 0: finetuned layer 2 kmeans k=5": "FINISHED", "job 2: finetuned layer 2 kmeans k=7": "FINISHED",
+        "job 1: finetuned layer 2 kmeans k=99999": "FAILED"}
     assert children["metrics.ami"].notna().sum() == 2
     assert (logged["status"] != "RUNNING").all()
 
@@ -234,6 +272,8 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert {"figures/figure1_umap.png", "figures/figure1_umap.pdf", "figures/figure1_umap_by_cluster.png",
             "figures/figure1_umap_by_speaker.png"} <= artifacts
     assert "figures/figure1_umap_by_age.png" not in artifacts  # no such metadata column: skipped with a warning
+    assert {"figures/tables1_3.png", "figures/tables1_3.pdf"} <= artifacts
+    assert "clusters.html" in {a.path for a in client.list_artifacts(record.run_id)}  # the fine-tuned clusters
     assert {"tables/table4_accuracy.json", "tables/table4_groups.json", "tables/table5_accuracy.json",
             "tables/table5_groups.json", "tables/figure3_probe_report.json", "tables/figure3_majority_report.json",
             "tables/figure3_logreg_report.json", "figures/figure2.png", "figures/figure3.png"} <= artifacts
@@ -272,6 +312,7 @@ def test_layer_experiment_logs_curves_for_both_models(tiny_pair: tuple[Path, Pat
     artifacts = {a.path for folder in ("tables", "figures") for a in client.list_artifacts(record.run_id, folder)}
     assert {"tables/layers.json", "figures/layers.png", "figures/layers.pdf"} <= artifacts
     assert record["tags.view"] == "layers"
+    assert 0 <= record["metrics.cnn_ami"] <= 1  # the CNN baseline the layers are drawn against
 
 
 @pytest.mark.parametrize(("preset", "params"), [

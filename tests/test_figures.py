@@ -21,12 +21,14 @@ def panels_data(n: int = 20_000) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return {view: rng.normal(size=(n, 2)) for view in VIEWS}, labels
 
 
-def legend_labels(ax: plt.Axes) -> list[str]:
-    return [text.get_text() for text in ax.get_legend().get_texts()]
+def legend_labels(fig: plt.Figure) -> list[str]:
+    (legend,) = fig.legends  # one legend shared by the panels
+    return [text.get_text() for text in legend.get_texts()]
 
 
-def legend_colours(ax: plt.Axes) -> dict[str, tuple]:
-    return {handle.get_label(): to_rgba(handle.get_color()) for handle in ax.get_legend().legend_handles}
+def legend_colours(fig: plt.Figure) -> dict[str, tuple]:
+    (legend,) = fig.legends
+    return {handle.get_label(): to_rgba(handle.get_color()) for handle in legend.legend_handles}
 
 
 def test_panels_hide_categories_and_save(tmp_path: Path) -> None:
@@ -35,12 +37,12 @@ def test_panels_hide_categories_and_save(tmp_path: Path) -> None:
     fig = projection_panels(coords, labels, title="UMAP", hide={"cnn": hidden, "pretrained": hidden})
     assert len(fig.axes) == 3
     cnn, _, finetuned = fig.axes
-    assert hidden.isdisjoint(legend_labels(cnn))
-    assert hidden <= set(legend_labels(finetuned))
+    assert "blank and silence hidden" in cnn.get_title() and "hidden" not in finetuned.get_title()
+    assert hidden <= set(legend_labels(fig))  # the fine-tuned panel shows them
     assert len(cnn.collections[0].get_offsets()) == np.isin(labels, list(hidden), invert=True).sum()
-    assert legend_colours(finetuned)["silence"] == to_rgba(SPECIAL_COLOURS["silence"])
-    assert legend_colours(finetuned)["blank"] == to_rgba(SPECIAL_COLOURS["blank"])
-    assert legend_colours(cnn)["a"] == legend_colours(finetuned)["a"]  # one colour per category everywhere
+    assert legend_colours(fig)["silence"] == to_rgba(SPECIAL_COLOURS["silence"])
+    assert legend_colours(fig)["blank"] == to_rgba(SPECIAL_COLOURS["blank"])
+    assert "|" not in legend_labels(fig) and "\u2423" in legend_labels(fig)  # the word delimiter, visibly
     assert all(c.get_rasterized() for ax in fig.axes for c in ax.collections)
     for suffix in ("png", "pdf"):
         fig.savefig(tmp_path / f"panels.{suffix}")
@@ -51,7 +53,7 @@ def test_panels_hide_categories_and_save(tmp_path: Path) -> None:
 def test_legend_is_sorted_by_frequency() -> None:
     labels = np.array(["b"] * 5 + ["a"] * 3 + ["c"] * 9)
     fig = projection_panels({"view": np.zeros((len(labels), 2))}, {"view": labels})
-    assert legend_labels(fig.axes[0]) == ["c", "b", "a"]
+    assert legend_labels(fig) == ["c", "b", "a"]
     plt.close(fig)
 
 
@@ -59,11 +61,11 @@ def test_numbers_are_categories_when_few_integers_and_a_colormap_otherwise() -> 
     coords, _ = panels_data(2000)
     clusters = np.random.default_rng(1).integers(0, 33, 2000)
     fig = projection_panels(coords, {view: clusters for view in VIEWS})
-    assert len(fig.axes) == 3 and len(legend_labels(fig.axes[0])) == 33
+    assert len(fig.axes) == 3 and len(legend_labels(fig)) == 33
     plt.close(fig)
     fig = projection_panels(coords, np.random.default_rng(2).normal(size=2000), title="confidence")
     assert len(fig.axes) == 4  # three panels and one shared colour bar
-    assert all(ax.get_legend() is None for ax in fig.axes[:3])
+    assert not fig.legends and all(ax.get_legend() is None for ax in fig.axes[:3])
     plt.close(fig)
 
 
@@ -87,7 +89,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 def test_forty_labels_get_forty_colours_apart_from_each_other_and_the_greys() -> None:
     labels = np.array([f"c{i}" for i in range(40) for _ in range(i + 1)] + ["blank", "silence"] * 5)
     fig = projection_panels({"view": np.random.default_rng(0).normal(size=(len(labels), 2))}, labels)
-    colours = legend_colours(fig.axes[0])
+    colours = legend_colours(fig)
     plt.close(fig)
     assert len(colours) == 42 and len(set(colours.values())) == 42  # no two labels share a colour
     lab = srgb_to_lab(np.array([colour[:3] for colour in colours.values()]))
@@ -118,6 +120,17 @@ def test_each_category_is_named_at_its_median() -> None:
     names = {text.get_text(): text.get_position() for text in fig.axes[0].texts}
     plt.close(fig)
     assert names == {"a": (-3.0, -3.0), "b": (4.0, 4.0)}  # silence and blank keep only their grey
+
+
+def test_names_that_would_overlap_give_way_to_the_more_frequent() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array(["a"] * 300 + ["b"] * 200 + ["c"] * 100 + ["|"] * 100)
+    coords = rng.normal(size=(len(labels), 2))  # diffuse categories: every median near the centre
+    coords[labels == "|"] += 6.0
+    fig = projection_panels({"view": coords}, labels)
+    names = [text.get_text() for text in fig.axes[0].texts]
+    plt.close(fig)
+    assert names == ["a", "\u2423"]  # b and c would print over a; the delimiter is written visibly
 
 
 def test_layer_curves_tick_whole_layers() -> None:

@@ -149,4 +149,4 @@ def test_cli_on_a_kaldi_dir_windows_long_segments_and_keeps_metadata(tiny_pair: 
     assert frames["age"].dtype.kind == "i"  # numeric metadata stays numeric
     coords = np.random.default_rng(0).standard_normal((len(frames), 2))
     figure = projection_panels({"finetuned": coords}, frames["gender"].to_numpy(), title="by gender")
-    assert {text.get_text() for text in figure.axes[0].get_legend().get_texts()} == {"f", "m"}
+    assert {text.get_text() for text in figure.legends[0].get_texts()} == {"f", "m"}

@@ -70,6 +70,7 @@ def test_sharded_extraction_and_sweep_on_slurm(slurm_cluster: None, tiny_pair: t
     parents = logged[logged["tags.sweep"] == "true"].set_index("tags.sweep_dir")
     assert sorted(parents.index) == [str(tmp_path / "shards"), str(tmp_path / "sweep")]
     children = logged[logged["tags.mlflow.parentRunId"] == parents.loc[str(tmp_path / "sweep"), "run_id"]]
-    assert sorted(children["tags.mlflow.runName"]) == ["finetuned kmeans k=33", "pretrained kmeans k=33"]
+    assert sorted(children["tags.mlflow.runName"]) == [
+        "job 0: pretrained layer 2 kmeans k=33", "job 1: finetuned layer 2 kmeans k=33"]
     assert (children["metrics.cache_hit_finetuned"] == 1).all()  # the shards' store, reused
     assert len(logged) == 4  # the shard jobs log no analysis runs

@@ -27,6 +27,7 @@ from w2vlens.pipelines.layers import run_layers
 from w2vlens.pipelines.paper import PaperView, run_paper
 from w2vlens.pipelines.view import Projected, run_view
 from w2vlens.result import Result
+from w2vlens.ui import run_url
 from w2vlens.validation import check_config
 
 log = logging.getLogger("w2vlens")
@@ -58,16 +59,18 @@ def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
 
 def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: dict[str, Checkpoint]
                   ) -> dict[str, set[str]]:
-    """The arrays each side's store must keep: what the views read (every layer for
-    `experiment=layers`), the fine-tuned logits (they label the frames), and `extract.layers` on
-    top (`all`: every view of both). A shard job, which cannot know the later analysis, also keeps
-    the CNN and `layer` of both sides."""
+    """The arrays each side's store must keep: what the views read (every layer and the CNN
+    baseline for `experiment=layers`), the fine-tuned logits (they label the frames), and
+    `extract.layers` on top (`all`: every view of both). A shard job, which cannot know the later
+    analysis, also keeps the CNN and `layer` of both sides."""
     needed: dict[str, set[str]] = {side: set() for side in checkpoints}
     needed["finetuned"].add("logits")
     if cfg.extract.shard is not None:
         needed["pretrained"].add("cnn")
         for side, checkpoint in checkpoints.items():
             needed[side] |= {name for name, _ in _layer_arrays(cfg.layer, checkpoint.num_layers, checkpoint.name)}
+    if cfg.analysis == "layers" and "pretrained" in checkpoints:
+        needed["pretrained"].add("cnn")  # the baseline every layer starts from
     for view in views.values():
         checkpoint = checkpoints[view.checkpoint]
         if view.view == "cnn":
@@ -172,6 +175,13 @@ def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
     return int(k)  # check_config has made sure it is a positive integer
 
 
+def run_name(analysis: str, view: str, layer: str, clustering: str, k: int, reduce: DictConfig | None) -> str:
+    """What the run ran, as its MLflow name: `finetuned layer 4 spherical k=33 umap`, `finetuned
+    layers 0,4 kmeans k=33`, `cnn kmeans k=33`, `paper kmeans+spherical k=33`."""
+    shown = view if analysis != "view" or layer == "cnn" else f"{view} layer{'s' if ',' in layer else ''} {layer}"
+    return " ".join([shown, clustering, f"k={k}"] + ([reduce.name] if reduce is not None else []))
+
+
 def projection_protocol(projections: DictConfig) -> dict[str, str]:
     """How each projection of Table 2 was fitted, in words, for the summary: every frame (the
     paper's protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
@@ -229,14 +239,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
     k = resolve_k(cfg.cluster.k, checkpoints["finetuned"].vocabulary, cfg.cluster.k_scale)
     name = cfg.model.name if analysis == "view" else analysis
     clustering = cfg.cluster.name if analysis != "paper" else f"{cfg.cluster.name}+spherical"
+    layer = layer_tag(analysis, views, checkpoints)
     tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": cfg.cluster.name, "layer": layer_tag(analysis, views, checkpoints)}
+            "cluster": clustering, "layer": layer}
     if cfg.reduce is not None:
         tags["reduce"] = cfg.reduce.name
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     # The run starts before extraction, so that its duration includes it.
-    with tracking.start_run(experiment_id, f"{name} {clustering} k={k}", tags) as active:
-        tracking.log_config(cfg, output_dir)
+    with tracking.start_run(experiment_id, run_name(analysis, name, layer, clustering, k, cfg.reduce), tags) as active:
+        # A paper or layers run reads its views from its own section, not `model`: leave it out of the params.
+        tracking.log_config(cfg, output_dir, leave_out=("model",) if analysis != "view" else ())
         started = time.perf_counter()
         stores, hits = extract_stores(cfg, corpus, checkpoints, views)
         mlflow.log_metric("extract_seconds", time.perf_counter() - started)
@@ -263,17 +275,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
             result = run_paper(cfg.pair.name, corpus.name, paper_views, labels, k, cfg.cluster.name, kmeans,
                                projections, projection_protocol(cfg.paper.projections), settings, faithfulness,
                                silence, finetuning_texts(settings.finetuning_transcripts, corpus),
-                               tracking.lightning_logger(active.info.run_id), cfg.extract.device, cfg.seed)
+                               tracking.lightning_logger(active.info.run_id), cfg.extract.device, cfg.seed,
+                               OmegaConf.to_object(cfg.listen), f"/get-artifact?run_uuid={active.info.run_id}&path=")
         elif analysis == "layers":
             layer_stores = {view_name: stores[view.checkpoint] for view_name, view in views.items()}
-            result = run_layers(cfg.pair.name, layer_stores, labels, k, kmeans, cfg.layers.cka_points, cfg.seed)
+            cnn = stores["pretrained"].array("cnn") if "pretrained" in stores else None
+            result = run_layers(cfg.pair.name, layer_stores, labels, k, kmeans, cfg.layers.cka_points, cfg.seed, cnn)
         else:
             view = cfg.model
             projected = None if cfg.reduce is None else Projected(cfg.reduce.name, build(cfg.reduce.projection))
             result = run_view(view.name, cfg.pair.name, stores[view.checkpoint],
                               view_arrays(view, checkpoints[view.checkpoint]), labels, finetuned.vocabulary, k,
-                              kmeans, projected, faithfulness, OmegaConf.to_object(cfg.listen),
+                              kmeans, cfg.cluster.name, projected, faithfulness, OmegaConf.to_object(cfg.listen),
                               OmegaConf.to_object(cfg.atlas),
                               f"/get-artifact?run_uuid={active.info.run_id}&path=", cfg.seed)
         tracking.log_result(result)
-        return result.headline
+    log.info("run %r (%s): %s", active.info.run_name, active.info.run_id, run_url(experiment_id, active.info.run_id))
+    return result.headline

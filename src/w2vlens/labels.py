@@ -11,4 +11,12 @@ UNALIGNED = "unaligned"  # forced-alignment label of frames whose utterance coul
 CORRECT = "correct"  # Figure 2: no annotator calls the frame's character a mistake
 UNANNOTATED = "unannotated"  # Figure 2: the frame's utterance has no annotator transcript
 
+WORD_DELIMITER_SHOWN = "\u2423"  # how figures write `|`: a bare bar is hard to tell from `l` in small print
+
 SCORES = ("ami", "homogeneity", "completeness")  # the paper's scores (Tables 1-3), in its order
+
+
+def shown_label(label: object) -> str:
+    """A label as figures write it: the word delimiter as a visible open box, the rest as is."""
+    text = str(label)
+    return WORD_DELIMITER_SHOWN if text == WORD_DELIMITER else text

@@ -16,6 +16,8 @@ from types import TracebackType
 import pandas as pd
 from matplotlib.figure import Figure
 
+FIGURE_DPI = 200  # the least resolution a run's figures are saved at (print quality)
+
 
 @dataclass
 class Result:
@@ -55,11 +57,12 @@ class Result:
             self.cleanup()
 
     def add_figure(self, artifact_path: str, figure: Figure, formats: tuple[str, ...] = ("png",)) -> None:
-        """Saves `figure` as `artifact_path` + each extension (e.g. png and pdf), then closes it."""
+        """Saves `figure` as `artifact_path` + each extension (e.g. png and pdf) at `FIGURE_DPI` at
+        least, whatever resolution the figure was drawn at, then closes it."""
         import matplotlib.pyplot as plt
 
         for extension in formats:
-            figure.savefig(self.file(f"{artifact_path}.{extension}"))
+            figure.savefig(self.file(f"{artifact_path}.{extension}"), dpi=max(figure.dpi, FIGURE_DPI))
         plt.close(figure)
 
     def add_curve(self, name: str, step: int, value: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 
@@ -21,6 +22,9 @@ def configure_process(cache_dir: str | Path | None = None, omp_wait_policy: str 
     os.environ.setdefault("OMP_WAIT_POLICY", omp_wait_policy)
     if cache_dir is not None:
         os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cache_dir) / "numba"))
+    # UMAP's nearest-neighbour kernels (pynndescent) ask numba to cache functions it cannot cache;
+    # numba says so on every run, and nothing the user does changes it.
+    warnings.filterwarnings("ignore", message="Cannot cache compiled function")
     import matplotlib
 
     matplotlib.use("Agg")  # figures are only written to files, also on machines without a display

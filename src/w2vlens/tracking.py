@@ -107,9 +107,11 @@ def find_parent_run(experiment_id: str, sweep_dir: str) -> str | None:
 
 
 def start_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
-    """Starts the job's run; inside a sweep it becomes a child of the sweep's parent run."""
+    """Starts the job's run; inside a sweep it becomes a child of the sweep's parent run, named
+    `job N: <run_name>` so that it cannot pass for a standalone run of the same settings."""
     job = sweep_job()
     if job is not None:
+        run_name = f"job {job[1]}: {run_name}"
         tags = {**tags, SWEEP_JOB_TAG: str(job[1])}
         parent = find_parent_run(experiment_id, job[0])
         if parent is not None:
@@ -245,7 +247,9 @@ class MlflowSweepCallback(Callback):
                 columns = [f"metrics.{m}" for m in SWEEP_METRICS]
                 scored = children.dropna(subset=columns) if set(columns) <= set(children) else children.iloc[:0]
                 if not scored.empty:
-                    figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS)
+                    figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS,
+                                              f"sweep {Path(absolute_sweep_dir(config.hydra)).name}: "
+                                              + " ".join(config.hydra.overrides.task))
                     mlflow.log_figure(figure, "figures/children.png")
                     plt.close(figure)
         if failed:
@@ -258,9 +262,11 @@ class MlflowSweepCallback(Callback):
             sys.exit(1)
 
 
-def log_config(config: DictConfig, hydra_output_dir: Path | None) -> None:
-    """Params = the flattened, resolved config; the `.hydra/` folder as an artifact."""
-    params = flatten(OmegaConf.to_container(config, resolve=True))
+def log_config(config: DictConfig, hydra_output_dir: Path | None, leave_out: tuple[str, ...] = ()) -> None:
+    """Params = the flattened, resolved config but its top-level keys `leave_out` (settings the run
+    did not use); the `.hydra/` folder as an artifact."""
+    container = OmegaConf.to_container(config, resolve=True)
+    params = flatten({key: value for key, value in container.items() if key not in leave_out})
     items = list(params.items())
     for start in range(0, len(items), 100):
         mlflow.log_params(dict(items[start : start + 100]))

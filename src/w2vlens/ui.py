@@ -22,6 +22,11 @@ def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> s
     return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def run_url(experiment_id: str, run_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The MLflow UI address of one run (as `make ui` serves it)."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def mlflow_ui_command(store_dir: Path, host: str, port: int) -> list[str]:
     """`mlflow ui` over the SQLite store and artifact folder the runs write to."""
     beside = Path(sys.executable).parent / "mlflow"  # the venv's, even when it is not on PATH
@@ -29,8 +34,20 @@ def mlflow_ui_command(store_dir: Path, host: str, port: int) -> list[str]:
     if executable is None:
         raise W2VLensError("mlflow: command not found; run `make setup` first")
     store_dir = store_dir.resolve()
+    # One worker and no access log: one person browsing their runs on a laptop or a 2-core node,
+    # not a shared server (MLflow's default of 4 workers plus job runners took 16 processes, 3 GiB).
     return [executable, "ui", "--backend-store-uri", tracking.tracking_uri(store_dir),
-            "--default-artifact-root", str(store_dir / "artifacts"), "--host", host, "--port", str(port)]
+            "--default-artifact-root", str(store_dir / "artifacts"), "--host", host, "--port", str(port),
+            "--workers", "1", "--uvicorn-opts", "--no-access-log"]
+
+
+def quiet_environment() -> dict[str, str]:
+    """The server's environment: no background job runners (evaluation jobs and trace roll-ups we
+    do not use), and none of the third-party deprecation warnings a user cannot act on."""
+    # Starlette's own deprecation class is no DeprecationWarning: it is matched by its message.
+    quiet = "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated"
+    return os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                         "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", quiet)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     experiment_id = tracking.configure(args.store, args.experiment)
     command = mlflow_ui_command(args.store, args.host, args.port)
     print(f"\n  w2vlens runs: {runs_url(experiment_id, args.host, args.port)}\n", flush=True)
-    os.execv(command[0], command)
+    os.execve(command[0], command, quiet_environment())
 
 
 if __name__ == "__main__":

@@ -292,9 +292,10 @@ def _baselines(data: ProbeDataModule, scaler: StandardScaler, class_names: list[
 
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """Silences Lightning's info lines (hardware, tips, restoring the scratch checkpoint) and its
-    few-workers warning (batches are memmap reads), and undoes the global deterministic mode that
-    `Trainer(deterministic=True)` switches on for the rest of the process."""
+    """Silences Lightning's info lines (hardware, tips, restoring the scratch checkpoint), its
+    few-workers warning (batches are memmap reads) and its torch deprecation warning, and undoes
+    the global deterministic mode that `Trainer(deterministic=True)` switches on for the rest of
+    the process."""
     lightning_log = logging.getLogger("pytorch_lightning")
     level = lightning_log.level
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -303,6 +304,8 @@ def _quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            # Lightning's own pytree helper uses a torch class torch has deprecated: not ours to fix.
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
             yield
     finally:
         lightning_log.setLevel(level)

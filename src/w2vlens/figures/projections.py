@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from w2vlens.errors import W2VLensError
+from w2vlens.labels import shown_label
 
 SPECIAL_COLOURS = {"silence": "#1a1a1a", "blank": "#b0b0b0"}
 LEGEND_ENTRIES = 60  # more categories than this are drawn but only the most frequent are listed
@@ -41,9 +42,11 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
     `colours` is one array per view (or one array shared by all views, when they hold the same
     frames). Strings, booleans and numbers with at most `max_categories` distinct integer values are
     categories, listed in each panel's legend by frequency; other numbers get a colormap and a colour
-    bar. `hide` drops categories from a view's panel, e.g. {"cnn": {"blank", "silence"}}.
-    Marker size and opacity follow the panel's number of points unless given; `name_centroids`
-    writes each category's name at its points' median.
+    bar. `hide` drops categories from a view's panel, e.g. {"cnn": {"blank", "silence"}}, and its
+    title says so. Several panels share one legend below them. Marker size and opacity follow the
+    panel's number of points unless given; `name_centroids` writes each category's name at its
+    points' median (where it would not overlap a more frequent one's), which suits labels and
+    clusters but not metadata such as speakers, whose medians all fall near the centre.
     """
     hide = hide or {}
     values = {view: _colour_values(view, coords, colours) for view, coords in coords_by_view.items()}
@@ -53,8 +56,9 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
     keep = {view: np.ones(len(v), bool) if continuous else ~np.isin(v, list(hide.get(view, ())))
             for view, v in values.items()}
 
-    legend_rows = 0 if continuous else min(LEGEND_ENTRIES, max(len(np.unique(v)) for v in values.values()))
-    legend_columns = _legend_columns(legend_rows)
+    shown_values = [] if continuous else np.concatenate([v[keep[view]] for view, v in values.items()])
+    legend_rows = min(LEGEND_ENTRIES, len(np.unique(shown_values))) if len(shown_values) else 0
+    legend_columns = _legend_columns(legend_rows, len(values))
     height = 4.2 + 0.17 * math.ceil(legend_rows / legend_columns) if legend_rows else 4.2
     fig, axes = plt.subplots(1, len(values), figsize=(4.4 * len(values), height), squeeze=False,
                              constrained_layout=True, dpi=DPI)
@@ -64,7 +68,7 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
         everything = np.concatenate(list(values.values())).astype(float)
         norm = Normalize(np.nanmin(everything), np.nanmax(everything))
     else:
-        palette = _category_colours(np.concatenate([v[keep[view]] for view, v in values.items()]))
+        palette = _category_colours(shown_values)
     for ax, (view, coords) in zip(axes, coords_by_view.items(), strict=True):
         order = rng.permutation(np.flatnonzero(keep[view]))
         points = np.asarray(coords)[order]
@@ -78,15 +82,18 @@ def projection_panels(coords_by_view: Mapping[str, np.ndarray], colours: Mapping
             names, codes = np.unique(values[view][order], return_inverse=True)
             rgba = np.array([palette[name] for name in names]).reshape(-1, 4)[codes]
             ax.scatter(points[:, 0], points[:, 1], c=rgba, **style)
-            _category_legend(ax, values[view][order], palette, legend_columns)
             if name_centroids:
                 _name_centroids(ax, points, values[view][order])
-        ax.set_title(f"{view} ({len(order):,} frames)", fontsize=10)
+        hidden = sorted(set(hide.get(view, ())) & set(np.unique(values[view]))) if not continuous else []
+        note = f"; {' and '.join(hidden)} hidden" if hidden else ""
+        ax.set_title(f"{view} ({len(order):,} frames{note})", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal", adjustable="datalim")
     if continuous:
         fig.colorbar(mappable, ax=list(axes), shrink=0.8)
+    else:
+        _category_legend(fig, shown_values, palette, legend_columns)
     if title:
         fig.suptitle(title)
     return fig
@@ -99,14 +106,26 @@ def marker_style(n_points: int) -> tuple[float, float]:
     return float(np.clip(6000 / n, 0.8, 12.0)), float(np.clip(0.3 + 6000 / n, 0.3, 0.9))
 
 
-def _name_centroids(ax: plt.Axes, points: np.ndarray, values: np.ndarray) -> None:
-    """Each category's name at the median of its points, outlined in white to stay readable."""
+def _name_centroids(ax: plt.Axes, points: np.ndarray, values: np.ndarray, min_gap: float = 0.06) -> None:
+    """Each category's name at the median of its points, outlined in white to stay readable. The
+    most frequent categories are named first; a name closer than `min_gap` (a share of the panel's
+    extent) to one already written is left out, so that diffuse categories, whose medians crowd
+    the centre, do not print on top of each other."""
     outline = [path_effects.withStroke(linewidth=2.0, foreground="white")]
-    for name in np.unique(values):
+    names, counts = np.unique(values, return_counts=True)
+    extent = np.ptp(points, axis=0) if len(points) else np.ones(2)
+    extent = np.where(extent > 0, extent, 1.0)
+    placed: list[np.ndarray] = []
+    for index in np.lexsort((names, -counts)):
+        name = names[index]
         if name in SPECIAL_COLOURS:
             continue
-        x, y = np.median(points[values == name], axis=0)
-        ax.text(x, y, name, fontsize=7, fontweight="bold", ha="center", va="center", path_effects=outline)
+        median = np.median(points[values == name], axis=0)
+        if any(np.all(np.abs(median - other) / extent < min_gap) for other in placed):
+            continue
+        placed.append(median)
+        ax.text(median[0], median[1], shown_label(name), fontsize=7, fontweight="bold", ha="center", va="center",
+                path_effects=outline)
 
 
 def _colour_values(view: str, coords: np.ndarray, colours: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
@@ -144,16 +163,17 @@ def _palette(n: int) -> list[tuple[float, ...]]:
     return [to_rgba(PALETTE[i % len(PALETTE)]) for i in range(n)]
 
 
-def _legend_columns(entries: int) -> int:
-    return max(1, min(6, math.ceil(entries / 8)))
+def _legend_columns(entries: int, panels: int = 1) -> int:
+    """Up to 8 entries a column and 6 columns a panel's width."""
+    return max(1, panels * min(6, math.ceil(entries / 8)))
 
 
-def _category_legend(ax: plt.Axes, values: np.ndarray, palette: dict, columns: int) -> None:
-    """Legend below the panel, categories by their frequency in this panel."""
+def _category_legend(fig: Figure, values: np.ndarray, palette: dict, columns: int) -> None:
+    """One legend below the panels, categories by their frequency over all of them."""
     names, counts = np.unique(values, return_counts=True)
     ordered = [names[i] for i in np.lexsort((names, -counts))]
-    handles = [Line2D([], [], marker="o", linestyle="", markersize=5, color=palette[name], label=name)
+    handles = [Line2D([], [], marker="o", linestyle="", markersize=5, color=palette[name], label=shown_label(name))
                for name in ordered[:LEGEND_ENTRIES]]
     note = f"{LEGEND_ENTRIES} most frequent of {len(ordered)}" if len(ordered) > LEGEND_ENTRIES else None
-    ax.legend(handles=handles, title=note, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=columns,
-              fontsize=7, title_fontsize=7, frameon=False, handletextpad=0.1, columnspacing=0.8)
+    fig.legend(handles=handles, title=note, loc="outside lower center", ncol=columns, fontsize=7, title_fontsize=7,
+               frameon=False, handletextpad=0.1, columnspacing=0.8)

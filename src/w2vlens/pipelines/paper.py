@@ -22,10 +22,10 @@ from w2vlens.analysis.correlate import character_frequencies
 from w2vlens.analysis.faithfulness import projection_faithfulness
 from w2vlens.analysis.probe import mistake_probe
 from w2vlens.analysis.reduce import shared_knn_graphs
-from w2vlens.config import FaithfulnessConfig, PaperConfig
+from w2vlens.config import FaithfulnessConfig, ListenConfig, PaperConfig
 from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
-from w2vlens.figures import agreement_projection, confusion_figure, projection_panels
+from w2vlens.figures import agreement_projection, confusion_figure, paper_scores, projection_panels
 from w2vlens.labelling.frames import (
     FrameLabels,
     aligned_label_ids,
@@ -35,7 +35,7 @@ from w2vlens.labelling.frames import (
 )
 from w2vlens.labelling.transcripts import annotator_columns
 from w2vlens.labels import BLANK_LABEL, SCORES, SILENCE_LABEL
-from w2vlens.pipelines.view import KMeansFactory, score_clusters, view_title
+from w2vlens.pipelines.view import KMeansFactory, add_cluster_audio, score_clusters, view_title
 from w2vlens.result import Result
 from w2vlens.summary import characters_summary, paper_summary
 
@@ -54,10 +54,13 @@ class PaperView:
 def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: FrameLabels, k: int,
               clustering: str, kmeans: KMeansFactory, projections: dict[str, object], protocol: dict[str, str],
               settings: PaperConfig, faithfulness: FaithfulnessConfig, silence: dict[str, float] | None,
-              finetuning_texts: list[str] | None, probe_logger: Logger | None, device: str, seed: int) -> Result:
+              finetuning_texts: list[str] | None, probe_logger: Logger | None, device: str, seed: int,
+              listen: ListenConfig | None = None, served_at: str = "") -> Result:
     """`views` (cnn, pretrained, finetuned), clustered with `kmeans` (named `clustering`) and, for
     `settings.spherical_views`, spherical K-means too; `projections` (name -> unfitted projection)
-    for Table 2 with `protocol` describing how each was fitted. Headline: the fine-tuned view's
+    for Table 2 with `protocol` describing how each was fitted. Tables 1-3 are drawn as one figure
+    (`figures/tables1_3`); with `listen` enabled the fine-tuned view's clusters get their audio
+    montages and `clusters.html` (served under `served_at`). Headline: the fine-tuned view's
     Table 1 scores."""
     with Result() as result:  # a failure removes the files written so far
         finetuned = views["finetuned"].store
@@ -102,6 +105,11 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
         tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
         for table_name, table in tables.items():
             result.tables[f"tables/{table_name}.json"] = table
+        result.add_figure("figures/tables1_3", paper_scores(*tables.values(), f"{pair}: Tables 1-3 (k={k})"), FORMATS)
+        if listen is not None and listen.enabled:
+            add_cluster_audio(result, "", clusters["finetuned"], labels.classes, finetuned,
+                              f"{pair} {view_title('finetuned', views['finetuned'].array)} ({clustering})", listen,
+                              served_at, seed)
         result.tags["table2_protocol"] = "; ".join(f"{name}: {text}" for name, text in protocol.items())
         utterances = finetuned.utterances()
         report = characters(result, settings, clusters, labels, utterances, vocabulary, finetuning_texts) | {"k": k}
@@ -136,7 +144,7 @@ def add_figure1(result: Result, pair: str, panels: dict[str, np.ndarray], shown:
             continue
         result.add_figure(f"figures/figure1_{shown}_by_{column}",
                           projection_panels(panels, frames[column].to_numpy(), title=f"{title}, by {column}",
-                                            seed=seed), FORMATS)
+                                            seed=seed, name_centroids=False), FORMATS)  # medians: all central
 
 
 def differences(pair: str, store: EmbeddingStore, layer: str, k: int, n_utterances: int, protocol: dict[str, str],

@@ -51,11 +51,12 @@ def score_clusters(result: Result, table_path: str, figure_path: str, clusters: 
 
 
 def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str, int | None]], labels: FrameLabels,
-             vocabulary: list[str], k: int, kmeans: KMeansFactory, projected: Projected | None,
+             vocabulary: list[str], k: int, kmeans: KMeansFactory, clustering: str, projected: Projected | None,
              faithfulness: FaithfulnessConfig, listen: ListenConfig, atlas: AtlasConfig, served_at: str,
              seed: int) -> Result:
-    """Clusters each of the view's `arrays` (name, layer) and scores it; with `projected` also
-    projects it to 2-D, measures what the projection loses and draws it. `labels` and `vocabulary`
+    """Clusters each of the view's `arrays` (name, layer) with `kmeans` (named `clustering` in
+    titles and logs) and scores it; with `projected` also projects it to 2-D, measures what the
+    projection loses and draws it. `labels` and `vocabulary`
     are the fine-tuned model's (a pre-trained store has no vocabulary). Metrics and artifacts are
     named by role (`ami`, `contingency.png`), and the figures lie at the run's top level, the only
     place MLflow's compare view looks for common artifacts, so that runs of other views show them
@@ -67,7 +68,7 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
             prefix = "" if len(arrays) == 1 else f"{array_name}/"
             embeddings = store.array(array_name)
             fitted = kmeans(n_clusters=k).fit(embeddings)
-            shown = view_title(view, array_name)
+            shown = f"{view_title(view, array_name)} ({clustering})"
             scores = score_clusters(result, f"{prefix}tables/clusters.json", f"{prefix}contingency", fitted.labels_,
                                     labels, vocabulary, f"{pair} {shown}: clusters vs pseudo-labels")
             scores_and_inertia = scores | {"inertia": fitted.inertia_}
