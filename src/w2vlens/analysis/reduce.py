@@ -192,9 +192,7 @@ def _true_kth(data: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarr
     import faiss
 
     rows = np.sort(np.random.default_rng(seed).choice(len(data), min(len(data), RECALL_QUERIES), replace=False))
-    index = faiss.IndexFlatL2(data.shape[1])
-    index.add(data)
-    _, ids = index.search(data[rows], k + 1)
+    _, ids = faiss.knn(np.ascontiguousarray(data[rows]), data, k + 1)  # no index: no copy of the rows
     others = _drop_self(ids.astype(np.int64), ids, rows, k)[0]
     return rows, ((data[others[:, -1]] - data[rows]) ** 2).sum(axis=1)
 
@@ -240,17 +238,15 @@ def _faiss_neighbours(database: np.ndarray, queries: np.ndarray, k: int, exclude
                       desc: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids, squared Euclidean distances) of each query's k nearest database rows, by FAISS's
     exact search; `exclude_self` when the queries are the database. The queries go in blocks,
-    counted by a `Progress` named `desc`."""
+    counted by a `Progress` named `desc`, against the database as it is (no index: no copy)."""
     import faiss
 
-    index = faiss.IndexFlatL2(database.shape[1])
-    index.add(database)
     indices = np.empty((len(queries), k), dtype=np.int64)
     squared = np.empty((len(queries), k), dtype=np.float32)
     block = _block_rows(len(queries))
     with Progress(len(queries), desc or f"exact kNN search ({len(queries):,} queries)", "rows") as progress:
         for start in range(0, len(queries), block):
-            found, ids = index.search(queries[start : start + block], k + int(exclude_self))
+            found, ids = faiss.knn(queries[start : start + block], database, k + int(exclude_self))
             ids, found = _drop_self(ids.astype(np.int64), np.maximum(found, 0), start if exclude_self else None, k)
             indices[start : start + len(ids)], squared[start : start + len(ids)] = ids, found
             progress.update(len(ids))
