@@ -14,18 +14,26 @@ the bare model forward.
     python scripts/bench_pipeline.py --sizes 180710,1000000 --stages kmeans,spherical
     python scripts/bench_pipeline.py --sizes 50000 --dim 256 --stages knn,tsne,umap
     python scripts/bench_pipeline.py --stages paper        # the whole experiment=paper analysis
+    python scripts/bench_pipeline.py --stages paper --frames 45000,90000,180000,360000
 
 The `paper` stage runs `experiment=paper` (three views, Tables 1-5, Figures 1-3) over stores of
 the paper's size made from the demo pair's own: the demo test set's utterances, pseudo-labels,
 transcripts and annotators, repeated up to the number of frames, with each view's embeddings
-mapped to `--dim` dimensions by a fixed random projection plus noise. It prints each stage's time
-and share of the whole.
+mapped to `--dim` dimensions by a fixed random projection plus noise. With one size it prints each
+stage's time and share of the whole; with several, each size runs in a process of its own (so its
+peak resident memory is its own) and one table gives per size the seconds of each stage, the peak
+RSS, and the growth ratio per doubling of frames. `--experiment paper_fast` times that one instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -84,7 +92,7 @@ def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
     from openTSNE.nearest_neighbors import Annoy
     from sklearn.decomposition import PCA
 
-    from w2vlens.analysis.reduce import import_umap_with_cached_jit, knn_graph
+    from w2vlens.analysis.reduce import RECALL_QUERIES, import_umap_with_cached_jit, knn_graph
 
     umap = import_umap_with_cached_jit()
     data = PCA(50, random_state=0).fit(points).transform(points).astype(np.float32)
@@ -106,6 +114,9 @@ def bench_knn(points: np.ndarray) -> list[dict[str, object]]:
         recall = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(exact.indices, found, strict=True)])
         rows.append((name, {"ours_s": ours_time, "ours": f"exact, k={k}", "baseline_s": base_time,
                             "baseline": baseline, "quality": f"approximate recall {recall:.3f}"}))
+    hnsw_time, hnsw = timed(lambda: knn_graph(data, 90, device="cpu", neighbours="approximate"))
+    rows.append(("knn t-SNE", {"ours_s": hnsw_time, "ours": "approximate (FAISS HNSW), k=90",
+                               "quality": f"recall {hnsw.recall:.3f} on {RECALL_QUERIES} rows"}))
     return rows
 
 
@@ -254,7 +265,7 @@ def scaled_store(source: object, corpus: object, path: Path, n_frames: int, dim:
     return EmbeddingStore(store.path, Corpus(f"{corpus.name} x{copy}", copies))
 
 
-def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
+def bench_paper(n_frames: int, dim: int, experiment: str = "paper") -> list[tuple[str, float]]:
     """Wall time of each stage of `experiment=paper` on stores of `n_frames` x `dim` (see the module
     docstring); the demo pair's real stores are extracted first (cached) and are not timed."""
     import w2vlens.analysis.probe as probe
@@ -271,7 +282,7 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=paper", f"tracking.dir={scratch / 'mlruns'}"])
+        cfg = compose("config", overrides=[f"experiment={experiment}", f"tracking.dir={scratch / 'mlruns'}"])
     views = dict(cfg.paper.views)
     checkpoints = app.load_checkpoints(cfg, {"pretrained", "finetuned"})
     corpus = app.build(cfg.data)
@@ -294,22 +305,64 @@ def bench_paper(n_frames: int, dim: int) -> list[tuple[str, float]]:
     Result.add_figure = clock.wrap("saving figures", Result.add_figure)
     OurKMeans.fit = clock.wrap("k-means", OurKMeans.fit)
     _Projection.fit_transform = clock.wrap("projections (PCA, t-SNE, UMAP)", _Projection.fit_transform)
-    reduce.knn_graph = clock.wrap("exact kNN graphs", reduce.knn_graph)
+    reduce.knn_graph = clock.wrap("kNN graphs", reduce.knn_graph)
     probe.train_probe = clock.wrap("mistake probe (Lightning)", probe.train_probe)
-    total, _ = timed(lambda: clock.wrap("other (MLflow logging, tables, summary)", app.run)(cfg))
-    return [("whole experiment=paper", total)] + sorted(clock.seconds.items(), key=lambda item: -item[1])
+    try:
+        total, _ = timed(lambda: clock.wrap("other (MLflow logging, tables, summary)", app.run)(cfg))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # GBs of scaled stores
+    return [(f"whole experiment={experiment}", total)] + sorted(clock.seconds.items(), key=lambda item: -item[1])
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def bench_paper_sizes(sizes: list[int], dim: int, experiment: str) -> None:
+    """One process per size; prints one table: seconds per stage per size, peak RSS, and the
+    growth ratio from each size to the next (per doubling when they double)."""
+    results = []
+    for n in sizes:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.run([sys.executable, __file__, "--stages", "paper", "--sizes", str(n), "--dim", str(dim),
+                            "--experiment", experiment, "--paper-json", out.name], check=True)
+            results.append(json.loads(Path(out.name).read_text()))
+    stages = list(dict.fromkeys(name for result in results for name, _ in result["stages"]))
+    head = [f"{n:,}" for n in sizes] + [f"{a:,} to {b:,}" for a, b in zip(sizes, sizes[1:], strict=False)]
+    print(f"\n| {experiment} stage | " + " | ".join(head) + " |")
+    print("| --- |" + " --- |" * len(head))
+    for stage in stages:
+        seconds = [dict(result["stages"]).get(stage, 0.0) for result in results]
+        ratios = [f"{b / a:.2f}x" if a > 0.5 else "–" for a, b in zip(seconds, seconds[1:], strict=False)]
+        print(f"| {stage} (s) | " + " | ".join(f"{value:,.1f}" for value in seconds) + " | "
+              + " | ".join(ratios) + " |")
+    rss = [result["peak_rss_gb"] for result in results]
+    print("| peak RSS (GB) | " + " | ".join(f"{value:.2f}" for value in rss) + " | "
+          + " | ".join(f"{b / a:.2f}x" for a, b in zip(rss, rss[1:], strict=False)) + " |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="180710", help="comma-separated numbers of frames")
+    parser.add_argument("--sizes", "--frames", default="180710", help="comma-separated numbers of frames")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--k", type=int, default=36)
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--baseline-max-n", type=int, default=200_000,
                         help="run the reference tools only up to this many frames (they take hours beyond)")
     parser.add_argument("--extract-seconds", type=float, default=600.0, help="audio seconds for the extract stage")
+    parser.add_argument("--experiment", default="paper", choices=["paper", "paper_fast"],
+                        help="the experiment the paper stage runs")
+    parser.add_argument("--paper-json", help=argparse.SUPPRESS)  # a child of a multi-size paper stage writes here
     args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    if args.stages == "paper" and len(sizes) > 1:
+        bench_paper_sizes(sizes, args.dim, args.experiment)
+        return
+    if args.paper_json:
+        stage_times = bench_paper(sizes[0], args.dim, args.experiment)
+        Path(args.paper_json).write_text(json.dumps({"stages": stage_times, "peak_rss_gb": peak_rss_gb()}))
+        return
     stages = args.stages.split(",")
     backend, device = pick_backend("auto", "auto")
     print(f"machine: {os.cpu_count()} CPUs, K-means backend {backend}/{device}")
@@ -338,11 +391,12 @@ def main() -> None:
     if "extract" in stages:
         print(_row("extract", 0, bench_extraction(args.extract_seconds)), flush=True)
     if "paper" in stages:
-        stage_times = bench_paper(int(args.sizes.split(",")[0]), args.dim)
+        stage_times = bench_paper(sizes[0], args.dim, args.experiment)
         total = stage_times[0][1]
-        print("\n| experiment=paper stage | seconds | share |\n| --- | --- | --- |")
+        print(f"\n| experiment={args.experiment} stage | seconds | share |\n| --- | --- | --- |")
         for name, seconds in stage_times:
             print(f"| {name} | {seconds:.1f} | {seconds / total:.0%} |")
+        print(f"| peak RSS | {peak_rss_gb():.2f} GB | |")
 
 
 def _row(stage: str, n: int, row: dict[str, object]) -> str:

@@ -262,7 +262,8 @@ def test_a_failing_run_leaves_no_scratch_files(tiny_pair: tuple[Path, Path], cor
 def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path, Path], corpus_manifest: Path,
                                                           tmp_path: Path) -> None:
     overrides = overrides_for(tiny_pair, corpus_manifest, tmp_path) + [
-        "experiment=paper", "paper.projections.umap.projection.n_epochs=50", "paper.color_by=[speaker,age]"]
+        "experiment=paper", "paper.projections.umap.projection.n_epochs=50", "paper.color_by=[speaker,age]",
+        "paper.projections.tsne.projection.neighbours=approximate"]
     scores = run(compose_app(overrides))
     assert set(scores) == {"ami", "homogeneity", "completeness"}
     record = runs(tmp_path).iloc[0]
@@ -297,6 +298,11 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     for view in ("cnn", "pretrained", "finetuned"):
         for projection in ("pca", "tsne", "umap"):
             assert 0 <= record[f"metrics.table2/{view}_{projection}_ami"] <= 1
+        assert record[f"metrics.table2/{view}_knn_recall"] >= 0.95  # t-SNE's approximate graph
+    table2 = pd.read_json(client.download_artifacts(record.run_id, "tables/table2.json", str(tmp_path)),
+                          orient="split")
+    assert set(table2.query("projection == 'tsne'").knn_search) == {"approximate"}
+    assert set(table2.query("projection == 'pca'").knn_search) == {"own"}
     assert record["metrics.table3/pretrained_vs_finetuned_linear_cka"] >= 0
     assert record["metrics.table1/finetuned_kmeans_ami"] == pytest.approx(scores["ami"])
     assert record["tags.mlflow.runName"] == "paper kmeans+spherical k=33"

@@ -12,12 +12,14 @@ import torch
 from w2vlens.analysis.cluster import KMeans
 from w2vlens.analysis.faithfulness import cluster_agreement, continuity, knn_preservation, trustworthiness
 from w2vlens.analysis.reduce import (
+    EXACT_CPU_MAX_ROWS,
     ExactNeighbours,
     PCAProjection,
     TSNEProjection,
     UMAPProjection,
     _torch_neighbours,
     knn_graph,
+    resolve_neighbours,
     sample_rows,
     shared_knn_graphs,
 )
@@ -182,3 +184,43 @@ def test_a_graph_that_does_not_fit_the_projection_is_a_clear_error() -> None:
         small("tsne", max_points=50).fit_transform(points, knn=cosine)
     with pytest.raises(W2VLensError, match="not one of"):
         knn_graph(points, 5, "manhattan")
+
+
+def test_an_approximate_graph_finds_nearly_every_neighbour_and_says_how_many() -> None:
+    """FAISS's HNSW graph: the row itself left out, distances exact for the neighbours it found,
+    and its recall (measured on a sample of rows) the true one."""
+    points, _ = blobs(n_per=600, dim=32)
+    exact = knn_graph(points, 30, device="cpu")
+    approximate = knn_graph(points, 30, device="cpu", neighbours="approximate")
+    assert (exact.search, exact.recall, approximate.search) == ("exact", 1.0, "approximate")
+    assert not (approximate.indices == np.arange(len(points))[:, None]).any()
+    found = np.sqrt(((points[:, None, :] - points[approximate.indices]) ** 2).sum(-1))
+    assert np.allclose(approximate.distances, found, atol=1e-3)
+    true_recall = np.mean(approximate.distances <= exact.distances[:, -1:] + 1e-4)
+    assert approximate.recall >= 0.95 and abs(approximate.recall - true_recall) < 0.02
+
+
+def test_auto_neighbours_search_exactly_where_that_is_cheap() -> None:
+    assert resolve_neighbours("auto", EXACT_CPU_MAX_ROWS, 1024, "cpu") == "exact"
+    assert resolve_neighbours("auto", EXACT_CPU_MAX_ROWS + 1, 1024, "cpu") == "approximate"
+    assert resolve_neighbours("auto", 2 * EXACT_CPU_MAX_ROWS, 192, "cpu") == "exact"  # the same work, fewer dims
+    assert resolve_neighbours("exact", 10**7, 1024, "cpu") == "exact"
+    assert resolve_neighbours("approximate", 100, 8, "cpu") == "approximate"
+    if torch.cuda.is_available():
+        assert resolve_neighbours("auto", 10**7, 1024, "cuda") == "exact"
+
+
+def test_shared_graphs_follow_the_projections_neighbours_setting() -> None:
+    points, _ = blobs(n_per=80)
+    (graph,) = shared_knn_graphs(points, [small("tsne", neighbours="approximate")], device="cpu")
+    assert graph.search == "approximate" and graph.recall > 0.95
+    graphs = shared_knn_graphs(points, [small("tsne", neighbours="approximate"), small("umap", neighbours="exact")],
+                               device="cpu")
+    assert graphs[0] is graphs[1] and graphs[0].search == "exact"  # one projection asks for exact: both get it
+
+
+@pytest.mark.parametrize("name", ["tsne", "umap"])
+def test_a_bad_neighbours_value_is_one_line(name: str) -> None:
+    with pytest.raises(W2VLensError, match=r"neighbours='fast' is not one of auto, exact, approximate") as error:
+        small(name, neighbours="fast")
+    assert "\n" not in str(error.value)

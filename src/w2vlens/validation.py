@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from w2vlens.analysis.cluster import BACKENDS
-from w2vlens.analysis.reduce import METRICS, UMAP_BACKENDS
+from w2vlens.analysis.reduce import METRICS, NEIGHBOURS, UMAP_BACKENDS
 from w2vlens.embeddings.models import _DTYPES
 from w2vlens.embeddings.store import STORAGE_DTYPES
 from w2vlens.errors import W2VLensError
@@ -223,6 +223,7 @@ RULES: dict[str, Rule] = {
     "reduce.projection.min_dist": number(ge=0),
     "reduce.projection.n_epochs": integer(1, null=True),
     "reduce.projection.backend": choice(*UMAP_BACKENDS),
+    "reduce.projection.neighbours": choice(*NEIGHBOURS),
     "paper.spherical_views": VIEW_NAMES,
     "paper.figure_projection": TEXT,  # one of paper.projections: RELATIONS
     "paper.hide_blank_in": VIEW_NAMES,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from w2vlens.errors import W2VLensError
+from w2vlens.progress import Progress
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "faiss", "torch", "sklearn")
@@ -119,10 +120,17 @@ class KMeans:
             return self
         data = self._prepare(points)
         fit = {"faiss": self._fit_faiss, "sklearn": self._fit_sklearn}[self.backend_]
-        self.cluster_centers_ = fit(data).astype(np.float32)
-        if self.spherical:
-            self.cluster_centers_ = _normalize(self.cluster_centers_)
-        self.labels_, distances = self._assign(data)
+        limit = self.max_points_per_centroid
+        sampled = limit is not None and len(data) > limit * self.n_clusters
+        steps = (self.n_init + int(sampled and self.refine_iter > 0) if self.backend_ == "faiss" else 0) + 1
+        with Progress(steps, f"k-means (k={self.n_clusters}, {len(data):,} rows)", "steps (fits, then labels)") \
+                as self._progress:
+            self.cluster_centers_ = fit(data).astype(np.float32)
+            if self.spherical:
+                self.cluster_centers_ = _normalize(self.cluster_centers_)
+            self.labels_, distances = self._assign(data)
+            self._progress.update()
+        del self._progress
         self.inertia_ = float(distances.sum())
         return self
 
@@ -160,8 +168,10 @@ class KMeans:
                 objective = float(_faiss_nearest(data, centers, self.device_ == "cuda")[1].sum())
             if objective < best_objective:
                 best_centers, best_objective = centers, objective
+            self._progress.update()
         if sampled and self.refine_iter > 0:
             best_centers = self._faiss_lloyd(data, best_centers, self.refine_iter, len(data), self.seed)
+            self._progress.update()
         return best_centers
 
     def _faiss_lloyd(self, data: np.ndarray, seeds: np.ndarray, iterations: int, points_per_centroid: int,

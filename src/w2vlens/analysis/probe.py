@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,9 +34,11 @@ from w2vlens.config import ProbeConfig
 from w2vlens.embeddings.store import spans
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.transcripts import ErrorFrames, error_category_names
+from w2vlens.progress import duration, interactive
 
 SPLITS = ("train", "val", "test")
 _CHUNK = 65536  # rows per read when accumulating statistics over a memmap
+log = logging.getLogger("w2vlens")
 
 
 def utterance_split(utterance_ids: np.ndarray, fractions: Sequence[float], seed: int,
@@ -312,6 +315,29 @@ def _quiet_lightning() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
+class _EpochLog(pl.Callback):
+    """One log line per epoch with the validation loss and the time left at most (early stopping
+    may end sooner), for logs where Lightning's progress bar would be redrawn line by line."""
+
+    def __init__(self, max_epochs: int, desc: str, monitor: str) -> None:
+        self.max_epochs, self.desc, self.monitor = max_epochs, desc, monitor
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch + 1
+        elapsed = time.perf_counter() - self.start
+        if elapsed < 2:  # quick training (small data, tests) logs nothing
+            return
+        loss = trainer.callback_metrics.get(self.monitor)
+        log.info("%s: epoch %d of at most %d, %s %s, %s elapsed, at most %s left", self.desc, epoch,
+                 self.max_epochs, self.monitor, "?" if loss is None else f"{float(loss):.4f}", duration(elapsed),
+                 duration(elapsed / epoch * (self.max_epochs - epoch)))
+
+
 def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.ndarray, class_names: Sequence[str],
                 hidden: int = 256, depth: int = 1, dropout: float = 0.1, lr: float = 1e-3, max_epochs: int = 20,
                 batch_size: int = 512, seed: int = 0, patience: int = 3, logger: Logger | None = None,
@@ -346,11 +372,14 @@ def train_probe(embeddings: np.ndarray, targets: np.ndarray, utterance_ids: np.n
     train_batches = -(-len(data.splits["train"]) // batch_size)
     with tempfile.TemporaryDirectory(prefix="w2vlens-probe-") as scratch, _quiet_lightning():
         checkpoint = ModelCheckpoint(dirpath=scratch, monitor=monitor, save_top_k=1, save_weights_only=True)
+        bar = interactive()  # Lightning's bar on a terminal, a log line per epoch in a job's log
+        epochs = [] if bar else [_EpochLog(max_epochs, f"{metric_prefix} ({len(data.splits['train']):,} frames)",
+                                           monitor)]
         trainer = pl.Trainer(
             max_epochs=max_epochs, logger=logger if logger is not None else False, default_root_dir=scratch,
             deterministic=True,
-            callbacks=[EarlyStopping(monitor=monitor, patience=patience), checkpoint],
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            callbacks=[EarlyStopping(monitor=monitor, patience=patience), checkpoint, *epochs],
+            enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=min(50, train_batches),
         )
         trainer.fit(model, datamodule=data)

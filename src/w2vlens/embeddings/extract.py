@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 import torch
 from filelock import FileLock
-from tqdm import tqdm
 
 from w2vlens.corpora.audio import audio_duration, audio_windows, load_audio, stream_audio
 from w2vlens.corpora.corpus import Corpus, Utterance
@@ -50,6 +49,7 @@ from w2vlens.embeddings.store import (
     add_arrays,
 )
 from w2vlens.errors import W2VLensError
+from w2vlens.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -462,8 +462,8 @@ def _extract_batches(
     try:
         with _ChunkWriter(parts, meta, storage_dtype, chunk_seconds) as chunks:
             try:
-                with torch.inference_mode(), tqdm(total=round(sum(durations[u.id] for b in batches for u in b)),
-                                                  unit="audio-s", desc=f"extract {checkpoint.name}") as progress:
+                with torch.inference_mode(), Progress(round(sum(durations[u.id] for b in batches for u in b)),
+                                                      f"extract {checkpoint.name}", "audio-s") as progress:
                     for prepared in prepared_batches:
                         batch = prepared.batch
                         if prepared.inputs is None:

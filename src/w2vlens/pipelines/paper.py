@@ -21,7 +21,7 @@ from w2vlens.analysis.compare import view_comparison
 from w2vlens.analysis.correlate import character_frequencies
 from w2vlens.analysis.faithfulness import projection_faithfulness
 from w2vlens.analysis.probe import mistake_probe
-from w2vlens.analysis.reduce import shared_knn_graphs
+from w2vlens.analysis.reduce import KNNGraph, shared_knn_graphs
 from w2vlens.config import FaithfulnessConfig, ListenConfig, PaperConfig
 from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
@@ -83,15 +83,17 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
 
         table2 = []
         coords: dict[tuple[str, str], np.ndarray] = {}
-        for name in views:  # one exact kNN graph per view, shared by the projections that take one
+        for name in views:  # one kNN graph per view, shared by the projections that take one
             graphs = shared_knn_graphs(embeddings[name], list(projections.values()), device, seed)
+            if any(graphs):  # how much of the true neighbourhood the (worst) graph holds: 1 when exact
+                result.metrics[f"table2/{name}_knn_recall"] = min(graph.recall for graph in graphs if graph)
             for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
                 coords[name, projection_name] = projection.fit_transform(embeddings[name], labels=labels.classes,
                                                                          knn=graph)
                 lost = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
                                                faithfulness.neighbours, faithfulness.sample, seed, kmeans)
                 result.metrics[f"table2/{name}_{projection_name}_ami"] = lost["projection_ami"]
-                table2.append({"view": name, "projection": projection_name, **lost})
+                table2.append({"view": name, "projection": projection_name, **lost, **knn_columns(graph)})
                 log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
 
         table3 = view_comparison(embeddings, clusters, settings.cka_points, seed)
@@ -125,6 +127,14 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
         finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
         result.headline = {metric: float(finetuned_row[metric]) for metric in SCORES}
         return result
+
+
+def knn_columns(graph: KNNGraph | None) -> dict[str, object]:
+    """Table 2's columns on a projection's kNN graph: `knn_search` (exact, approximate, or own: the
+    method's own search or none) and `knn_recall` (recall@k against the exact graph; NaN for own)."""
+    if graph is None:
+        return {"knn_search": "own", "knn_recall": float("nan")}
+    return {"knn_search": graph.search, "knn_recall": graph.recall}
 
 
 def add_figure1(result: Result, pair: str, panels: dict[str, np.ndarray], shown: str, labels: FrameLabels,
