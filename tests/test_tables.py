@@ -88,13 +88,24 @@ def test_cluster_decoding_names_each_cluster_after_its_own_most_frequent_non_bla
         table.decode([5, 0])
 
 
-def test_cluster_decoding_turns_the_delimiter_into_a_space_and_drops_special_tokens() -> None:
+def test_cluster_decoding_spells_the_delimiter_as_nothing_as_the_authors_tokenizer_does() -> None:
     labels = np.array([A, A, D, D, UNK, B, PAD])
     clusters = np.array([0, 0, 1, 1, 2, 3, 4])
     table = tables.table4(clusters, labels, VOCABULARY)
     assert table.cluster_label == {0: "a", 1: "|", 2: "<unk>", 3: "b"}  # cluster 4 holds only blank
-    table.clusters = np.array([0, 1, 1, 0, 2, 4, 3, 1])
-    assert table.decode([0]) == ["a ab"]
+    table.clusters = np.array([0, 1, 1, 0, 2, 4, 3, 1])  # a | | a <unk> - b |
+    # the paper's 83.4% decoding: `|` gives nothing, so the two a's around it merge into one
+    assert table.decode([0]) == ["ab"]
+    assert table.decode([0], spaces=True) == ["a ab"]  # ours: the delimiter keeps them apart
+    # scored against the reference without its spaces ("a ab" -> "aab"): one a missing
+    assert table.cer([0], ["A ab"]) == pytest.approx(1 / 3)
+    assert table.cer([0], ["A ab"], spaces=True) == pytest.approx(0.0)
+
+
+def test_only_letters_are_characters() -> None:
+    assert [t for t in ["<pad>", "<unk>", "|", "-", "'", "a", "ä"] if tables.is_character(t, "<pad>")] == ["a", "ä"]
+    vocabulary = VOCABULARY + ["-"]
+    assert "-" not in tables.table4(CLUSTERS, LABELS, vocabulary).absent
 
 
 def test_cluster_majority_is_kept_as_an_extra() -> None:
