@@ -128,11 +128,46 @@ def test_correlations_need_frequencies_only_for_the_frequency_ones() -> None:
     characters = list("abcdef")
     pre = pd.Series([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], index=characters)
     only = tables.correlations(pre, 2 * pre)
-    assert only["pre_vs_fine_pearson_r"] == pytest.approx(1.0)
-    assert "multiple_r" not in only and "frequency_vs_fine_pearson_r" not in only
+    assert only["pre_vs_fine_pearson_r"] == pytest.approx(1.0) and only["pre_vs_fine_n"] == 6
+    assert "multiple_r" not in only and "frequency_vs_fine_cer_pearson_r" not in only
     frequency = pd.Series([0.3, 0.1, 0.2, 0.0, 0.25, 0.15], index=characters)
     both = tables.correlations(pre, pre + frequency, frequency)
-    assert both["multiple_r"] == pytest.approx(1.0)
+    assert both["multiple_r"] == pytest.approx(1.0) and both["multiple_n"] == 6
+
+
+def test_frequency_is_correlated_with_the_fine_tuned_cer() -> None:
+    characters = list("abcdef")
+    frequency = pd.Series([0.05, 0.1, 0.15, 0.2, 0.2, 0.3], index=characters)
+    fine = 0.7 + frequency  # frequent letters are recognised better: their CER is lower
+    scores = tables.correlations(pd.Series(np.linspace(0, 1, 6), index=characters), fine, frequency)
+    assert scores["frequency_vs_fine_cer_pearson_r"] == pytest.approx(-1.0)
+    assert scores["frequency_vs_fine_cer_spearman_r"] == pytest.approx(-1.0)
+
+
+def test_a_rare_letter_flips_pearson_but_not_the_thresholded_correlation() -> None:
+    # six letters with hundreds of frames, pre and fine rising together; x has 3 frames, all of them
+    # in its modal cluster (pre-trained accuracy 1), and the model misses it (fine-tuned accuracy 0)
+    letters = list("abcdef")
+    pre = pd.Series([0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 1.0], index=letters + ["x"])
+    fine = pd.Series([0.90, 0.91, 0.93, 0.92, 0.95, 0.96, 0.0], index=letters + ["x"])
+    frames = pd.Series([400, 300, 500, 200, 350, 450, 3], index=letters + ["x"])
+    every = tables.correlations(pre, fine)
+    assert every["pre_vs_fine_pearson_r"] < -0.5 and every["pre_vs_fine_n"] == 7
+    frequent = tables.frequent_characters(frames, 20)
+    assert frequent == letters
+    kept = tables.correlations(pre, fine, characters=frequent)
+    assert kept["pre_vs_fine_pearson_r"] > 0.8 and kept["pre_vs_fine_n"] == 6
+    assert 0 < kept["pre_vs_fine_pearson_p"] < 0.05 and kept["pre_vs_fine_spearman_r"] > 0.8
+    with pytest.raises(W2VLensError, match=">= 0"):
+        tables.frequent_characters(frames, -1)
+
+
+def test_table5_groups_only_the_frequent_letters() -> None:
+    table = tables.table5(["kta", "tuli"], ["Kata.", "tuuli"], characters=list("aiklu"), grouped=list("aiu"))
+    assert set(table.accuracy.index) == set("aiklu")  # every letter keeps its accuracy
+    assert table.ungrouped == ["k", "l"]
+    grouped = {c for members in table.groups["characters"] for c in members.split(", ") if c}
+    assert grouped == set("aiu")
 
 
 def test_a_deletion_sits_on_the_blank_frames_between_its_neighbours_but_not_on_pauses() -> None:

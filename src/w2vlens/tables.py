@@ -216,28 +216,47 @@ class Table5:
     counts: pd.DataFrame  # per character: occurrences, matched, substituted, deleted, accuracy
     groups: pd.DataFrame  # per percentile group: low, high, interval, characters
     cer: float  # CER of the hypotheses against the references
+    ungrouped: list[str] = field(default_factory=list)  # listed characters left out of the groups
 
 
 def table5(hypotheses: Sequence[str], references: Sequence[str], percentiles: Sequence[float] = (33, 66),
-           characters: Collection[str] | None = None) -> Table5:
+           characters: Collection[str] | None = None, grouped: Collection[str] | None = None) -> Table5:
     """Table 5: per reference character (spaces left out), the share of its occurrences the
     hypotheses match in a minimum-edit alignment, grouped at the `percentiles` of those shares (a
     boundary value belongs to the lower group). References are normalised; hypotheses taken as given.
-    With `characters` (e.g. the vocabulary's letters), only those are listed and grouped."""
+    With `characters` (e.g. the vocabulary's letters), only those are listed; with `grouped` (e.g.
+    `frequent_characters`), only those listed characters are grouped, the others are `ungrouped`."""
     counts = per_character_accuracy_vs_reference(hypotheses, references)
     if characters is not None:
         counts = counts[counts.index.isin(list(characters))]
+    kept = counts if grouped is None else counts[counts.index.isin(list(grouped))]
     references = [normalize_text(r or "") for r in references]
-    return Table5(counts["accuracy"].rename("accuracy"), counts, percentile_groups(counts, percentiles),
-                  character_error_rate(references, list(hypotheses)))
+    return Table5(counts["accuracy"].rename("accuracy"), counts, percentile_groups(kept, percentiles),
+                  character_error_rate(references, list(hypotheses)),
+                  sorted(str(c) for c in counts.index if c not in kept.index))
 
 
-def correlations(pre_accuracy: pd.Series, fine_accuracy: pd.Series,
-                 frequencies: pd.Series | None = None) -> dict[str, float]:
-    """The paper's correlations over the characters both series have: pre-trained vs fine-tuned
-    accuracy (paper: 0.35) always; with the characters' `frequencies` in the fine-tuning
-    transcripts, also frequency vs fine-tuned accuracy (0.38) and the multiple R of both (0.52).
-    Pearson and Spearman r with p-values."""
+def frequent_characters(frames: pd.Series, min_frames: int) -> list[str]:
+    """The characters with at least `min_frames` frames (Table 4's `frames`, reindexed to every letter
+    with 0 for the absent ones, so that 0 keeps them all): those whose accuracies
+    the correlations and Table 5's groups use. A share of a handful of frames is noise, and Pearson's
+    r lets one such character decide its value."""
+    if min_frames < 0:
+        raise W2VLensError(f"the minimum number of frames per character must be >= 0, got {min_frames}")
+    return sorted(str(c) for c, n in frames.items() if n >= min_frames)
+
+
+def correlations(pre_accuracy: pd.Series, fine_accuracy: pd.Series, frequencies: pd.Series | None = None,
+                 characters: Collection[str] | None = None) -> dict[str, float]:
+    """The paper's correlations over the characters both series have (only `characters`, e.g.
+    `frequent_characters`, when given): pre-trained vs fine-tuned accuracy (paper: 0.35) always;
+    with the characters' `frequencies` in the fine-tuning transcripts, also frequency vs the
+    fine-tuned model's per-character CER (0.38) and the multiple R of both (0.52). Pearson and
+    Spearman r, each with its p-value and n (see `character_correlations`)."""
+    if characters is not None:
+        keep = list(characters)
+        pre_accuracy, fine_accuracy = pre_accuracy[pre_accuracy.index.isin(keep)], fine_accuracy[
+            fine_accuracy.index.isin(keep)]
     return character_correlations(pre_accuracy, fine_accuracy, frequencies)
 
 
