@@ -6,6 +6,7 @@ import pytest
 
 from w2vlens import tables
 from w2vlens.errors import W2VLensError
+from w2vlens.labelling.frames import FrameLabels, annotator_errors, reference_column
 
 VOCABULARY = ["<pad>", "<unk>", "|", "a", "b", "c", "d", "e"]
 PAD, UNK, D, A, B, C, DD, E = range(8)
@@ -203,3 +204,30 @@ def test_category_distances_measure_how_far_frames_lie_from_their_centroid() -> 
     assert table.loc["correct", "distance"] == pytest.approx(0.5)
     assert table.loc["2/2", "distance"] == pytest.approx(1.5)
     assert table.loc["2/2", "blank_frames"] == 1 and table.loc["correct", "blank_frames"] == 0
+
+
+def test_deletions_go_on_pause_frames_only_with_the_authors_placement() -> None:
+    # "ab" with 5 blank frames between a and b, the middle 3 of them a pause (silence); both
+    # annotators hear a c the model deleted
+    pseudo = np.array([A, PAD, PAD, PAD, PAD, PAD, B])
+    classes = np.array(["a", "blank", "silence", "silence", "silence", "blank", "b"])
+    labels = FrameLabels(pseudo, classes, classes, {})
+    utterances = pd.DataFrame({"id": ["u"], "offset": [0], "n_frames": [7], "text": ["acb"],
+                               "annotator_1": ["acb"], "annotator_2": ["a cb"]})
+    vocabulary = ["blank", *VOCABULARY[1:]]  # the store's name for the CTC blank
+    ours = annotator_errors(labels, vocabulary, utterances)
+    assert ours.counts.tolist() == [0, 2, 0, 0, 0, 2, 0]  # pauses left out
+    authors = annotator_errors(labels, vocabulary, utterances, on_pauses=True)
+    assert authors.counts.tolist() == [0, 2, 2, 2, 2, 2, 0]
+
+
+def test_table5_reference_takes_an_annotators_name_and_says_why_it_was_chosen() -> None:
+    utterances = pd.DataFrame({"text": ["kala", "talo"], "annotator_T1": ["kalat", "talo"],
+                               "annotator_T2": ["kala", "talo"]})
+    assert reference_column(utterances, "T1") == ("annotator_T1", "paper.reference=T1")
+    assert reference_column(utterances, "annotator_T1")[0] == "annotator_T1"
+    assert reference_column(utterances, "text")[0] == "text"
+    column, rule = reference_column(utterances, "best")
+    assert column == "annotator_T2" and "lowest CER against the reference text" in rule
+    with pytest.raises(W2VLensError, match="no such annotator.*T1, T2"):
+        reference_column(utterances, "T3")

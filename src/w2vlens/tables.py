@@ -271,8 +271,9 @@ def error_categories(predictions: np.ndarray, vocabulary: Sequence[str], offsets
     annotator. A deletion (an annotator hears characters the model did not emit) is put on the
     blank frames between the two predicted characters around it, leaving out `pauses` (per-frame
     booleans: the silence split's `silence` frames); a gap with no such frame hands it to the
-    character after it. Categories: "correct", "k/K" for k of K annotators, "unannotated". `ids`
-    name the utterances in warnings."""
+    character after it. Without `pauses`, it covers every blank frame between them, pauses
+    included, as the authors' released categories do. Categories: "correct", "k/K" for k of K
+    annotators, "unannotated". `ids` name the utterances in warnings."""
     predictions = np.asarray(predictions)
     bounds = [int(offset) for offset in offsets] + [len(predictions)]
     if any(a > b for a, b in zip(bounds[:-1], bounds[1:], strict=True)):
