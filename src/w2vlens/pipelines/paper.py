@@ -162,8 +162,10 @@ def differences(pair: str, store: EmbeddingStore, layer: str, k: int, n_utteranc
         "The 83.4% row decodes as its script does otherwise (the word delimiter spells nothing, so `a|a` is one "
         "a), scored against the references without spaces; ours with spaces is an extra.",
         f"Table 5: {reference_rule}; the paper used its best transcriber, T2. Its groups and the correlations "
-        f"leave out letters with fewer than {settings.min_char_frames} frames (paper.min_char_frames); the "
-        "paper's Pearson r runs over every letter, so letters with a handful of frames decide it.",
+        f"leave out letters with fewer than {settings.min_char_frames} frames (paper.min_char_frames): over "
+        "every letter, letters with a handful of frames decide Pearson's r (on the authors' released labels B "
+        "has 3 frames and F 16, and pre vs fine gives -0.11 where the paper prints 0.35); the paper's Table 5 "
+        "leaves F out.",
         "Correlations: frequency is correlated with the fine-tuned model's per-letter CER, as the paper's text "
         "says (\"the final CER\"); Spearman r, p-values and n sit beside each Pearson r.",
         ("Figure 2: deletions sit on every blank frame between the predicted characters around them, pause frames "
