@@ -286,7 +286,8 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert 0 <= record["metrics.figure3/probe_auroc"] <= 1
     assert 0 <= record["metrics.figure3/confidence_auroc"] <= 1
     assert 0 <= record["metrics.figure3/probe_balanced_accuracy"] <= 1
-    assert {"tables/figure3_balanced_accuracy.json", "tables/figure2_categories.json"} <= artifacts
+    assert {"tables/figure3_balanced_accuracy.json", "tables/figure2_categories.json",
+            "tables/table4_cluster_cer.json", "tables/figure2_distances_by_placement.json"} <= artifacts
     metrics = [column.removeprefix("metrics.") for column in record.index
                if column.startswith("metrics.") and pd.notna(record[column])]
     assert len(metrics) <= 60  # the headline numbers; per-item results are tables
@@ -295,6 +296,8 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert "| finetuned | kmeans |" in summary and "(0.70)" in summary  # ours beside the paper's
     assert "## Table 4" in summary and "## Figure 3" in summary and "## Figure 2" in summary
     assert "What still differs from the paper" in summary and "every frame projected" in summary
+    assert "chosen by paper.reference=best: the annotator with the lowest CER" in summary  # which, and why
+    assert "on pauses (the authors')" in summary  # Figure 2's distances under both deletion placements
     for view in ("cnn", "pretrained", "finetuned"):
         for projection in ("pca", "tsne", "umap"):
             assert 0 <= record[f"metrics.table2/{view}_{projection}_ami"] <= 1

@@ -20,16 +20,16 @@ def test_perfect_correlation_and_multiple_r() -> None:
 
     fine = pre + frequency  # neither predictor alone explains it, both together do
     scores = character_correlations(pre, fine, frequency.drop("h"))  # "h" is not in all three
-    assert scores["n_characters"] == 8 and scores["n_characters_with_frequency"] == 7
-    singles = max(abs(scores["pre_vs_fine_pearson_r"]), abs(scores["frequency_vs_fine_pearson_r"]))
+    assert scores["pre_vs_fine_n"] == 8 and scores["frequency_vs_fine_cer_n"] == scores["multiple_n"] == 7
+    singles = max(abs(scores["pre_vs_fine_pearson_r"]), abs(scores["frequency_vs_fine_cer_pearson_r"]))
     assert scores["multiple_r"] >= singles
-    assert scores["multiple_r"] == pytest.approx(1.0)
+    assert scores["multiple_r"] == pytest.approx(1.0) and scores["multiple_r_p"] == 0
     with pytest.raises(W2VLensError, match="at least 4 characters"):
         character_correlations(pre[:3], pre[:3], frequency[:3])
     with pytest.raises(W2VLensError, match="at least 4 characters present in all three"):
         character_correlations(pre, fine, frequency[:3])
-    assert set(character_correlations(pre, fine)) == {"n_characters", "pre_vs_fine_pearson_r", "pre_vs_fine_pearson_p",
-                                                      "pre_vs_fine_spearman_r", "pre_vs_fine_spearman_p"}
+    assert set(character_correlations(pre, fine)) == {f"pre_vs_fine_{name}" for name in (
+        "pearson_r", "pearson_p", "spearman_r", "spearman_p", "n")}
 
 
 def test_character_frequencies_skip_spaces() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from w2vlens import tables
 from w2vlens.errors import W2VLensError
+from w2vlens.labelling.frames import FrameLabels, annotator_errors, reference_column
 
 VOCABULARY = ["<pad>", "<unk>", "|", "a", "b", "c", "d", "e"]
 PAD, UNK, D, A, B, C, DD, E = range(8)
@@ -88,13 +89,24 @@ def test_cluster_decoding_names_each_cluster_after_its_own_most_frequent_non_bla
         table.decode([5, 0])
 
 
-def test_cluster_decoding_turns_the_delimiter_into_a_space_and_drops_special_tokens() -> None:
+def test_cluster_decoding_spells_the_delimiter_as_nothing_as_the_authors_tokenizer_does() -> None:
     labels = np.array([A, A, D, D, UNK, B, PAD])
     clusters = np.array([0, 0, 1, 1, 2, 3, 4])
     table = tables.table4(clusters, labels, VOCABULARY)
     assert table.cluster_label == {0: "a", 1: "|", 2: "<unk>", 3: "b"}  # cluster 4 holds only blank
-    table.clusters = np.array([0, 1, 1, 0, 2, 4, 3, 1])
-    assert table.decode([0]) == ["a ab"]
+    table.clusters = np.array([0, 1, 1, 0, 2, 4, 3, 1])  # a | | a <unk> - b |
+    # the paper's 83.4% decoding: `|` gives nothing, so the two a's around it merge into one
+    assert table.decode([0]) == ["ab"]
+    assert table.decode([0], spaces=True) == ["a ab"]  # ours: the delimiter keeps them apart
+    # scored against the reference without its spaces ("a ab" -> "aab"): one a missing
+    assert table.cer([0], ["A ab"]) == pytest.approx(1 / 3)
+    assert table.cer([0], ["A ab"], spaces=True) == pytest.approx(0.0)
+
+
+def test_only_letters_are_characters() -> None:
+    assert [t for t in ["<pad>", "<unk>", "|", "-", "'", "a", "ä"] if tables.is_character(t, "<pad>")] == ["a", "ä"]
+    vocabulary = VOCABULARY + ["-"]
+    assert "-" not in tables.table4(CLUSTERS, LABELS, vocabulary).absent
 
 
 def test_cluster_majority_is_kept_as_an_extra() -> None:
@@ -117,11 +129,46 @@ def test_correlations_need_frequencies_only_for_the_frequency_ones() -> None:
     characters = list("abcdef")
     pre = pd.Series([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], index=characters)
     only = tables.correlations(pre, 2 * pre)
-    assert only["pre_vs_fine_pearson_r"] == pytest.approx(1.0)
-    assert "multiple_r" not in only and "frequency_vs_fine_pearson_r" not in only
+    assert only["pre_vs_fine_pearson_r"] == pytest.approx(1.0) and only["pre_vs_fine_n"] == 6
+    assert "multiple_r" not in only and "frequency_vs_fine_cer_pearson_r" not in only
     frequency = pd.Series([0.3, 0.1, 0.2, 0.0, 0.25, 0.15], index=characters)
     both = tables.correlations(pre, pre + frequency, frequency)
-    assert both["multiple_r"] == pytest.approx(1.0)
+    assert both["multiple_r"] == pytest.approx(1.0) and both["multiple_n"] == 6
+
+
+def test_frequency_is_correlated_with_the_fine_tuned_cer() -> None:
+    characters = list("abcdef")
+    frequency = pd.Series([0.05, 0.1, 0.15, 0.2, 0.2, 0.3], index=characters)
+    fine = 0.7 + frequency  # frequent letters are recognised better: their CER is lower
+    scores = tables.correlations(pd.Series(np.linspace(0, 1, 6), index=characters), fine, frequency)
+    assert scores["frequency_vs_fine_cer_pearson_r"] == pytest.approx(-1.0)
+    assert scores["frequency_vs_fine_cer_spearman_r"] == pytest.approx(-1.0)
+
+
+def test_a_rare_letter_flips_pearson_but_not_the_thresholded_correlation() -> None:
+    # six letters with hundreds of frames, pre and fine rising together; x has 3 frames, all of them
+    # in its modal cluster (pre-trained accuracy 1), and the model misses it (fine-tuned accuracy 0)
+    letters = list("abcdef")
+    pre = pd.Series([0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 1.0], index=letters + ["x"])
+    fine = pd.Series([0.90, 0.91, 0.93, 0.92, 0.95, 0.96, 0.0], index=letters + ["x"])
+    frames = pd.Series([400, 300, 500, 200, 350, 450, 3], index=letters + ["x"])
+    every = tables.correlations(pre, fine)
+    assert every["pre_vs_fine_pearson_r"] < -0.5 and every["pre_vs_fine_n"] == 7
+    frequent = tables.frequent_characters(frames, 20)
+    assert frequent == letters
+    kept = tables.correlations(pre, fine, characters=frequent)
+    assert kept["pre_vs_fine_pearson_r"] > 0.8 and kept["pre_vs_fine_n"] == 6
+    assert 0 < kept["pre_vs_fine_pearson_p"] < 0.05 and kept["pre_vs_fine_spearman_r"] > 0.8
+    with pytest.raises(W2VLensError, match=">= 0"):
+        tables.frequent_characters(frames, -1)
+
+
+def test_table5_groups_only_the_frequent_letters() -> None:
+    table = tables.table5(["kta", "tuli"], ["Kata.", "tuuli"], characters=list("aiklu"), grouped=list("aiu"))
+    assert set(table.accuracy.index) == set("aiklu")  # every letter keeps its accuracy
+    assert table.ungrouped == ["k", "l"]
+    grouped = {c for members in table.groups["characters"] for c in members.split(", ") if c}
+    assert grouped == set("aiu")
 
 
 def test_a_deletion_sits_on_the_blank_frames_between_its_neighbours_but_not_on_pauses() -> None:
@@ -157,3 +204,30 @@ def test_category_distances_measure_how_far_frames_lie_from_their_centroid() -> 
     assert table.loc["correct", "distance"] == pytest.approx(0.5)
     assert table.loc["2/2", "distance"] == pytest.approx(1.5)
     assert table.loc["2/2", "blank_frames"] == 1 and table.loc["correct", "blank_frames"] == 0
+
+
+def test_deletions_go_on_pause_frames_only_with_the_authors_placement() -> None:
+    # "ab" with 5 blank frames between a and b, the middle 3 of them a pause (silence); both
+    # annotators hear a c the model deleted
+    pseudo = np.array([A, PAD, PAD, PAD, PAD, PAD, B])
+    classes = np.array(["a", "blank", "silence", "silence", "silence", "blank", "b"])
+    labels = FrameLabels(pseudo, classes, classes, {})
+    utterances = pd.DataFrame({"id": ["u"], "offset": [0], "n_frames": [7], "text": ["acb"],
+                               "annotator_1": ["acb"], "annotator_2": ["a cb"]})
+    vocabulary = ["blank", *VOCABULARY[1:]]  # the store's name for the CTC blank
+    ours = annotator_errors(labels, vocabulary, utterances)
+    assert ours.counts.tolist() == [0, 2, 0, 0, 0, 2, 0]  # pauses left out
+    authors = annotator_errors(labels, vocabulary, utterances, on_pauses=True)
+    assert authors.counts.tolist() == [0, 2, 2, 2, 2, 2, 0]
+
+
+def test_table5_reference_takes_an_annotators_name_and_says_why_it_was_chosen() -> None:
+    utterances = pd.DataFrame({"text": ["kala", "talo"], "annotator_T1": ["kalat", "talo"],
+                               "annotator_T2": ["kala", "talo"]})
+    assert reference_column(utterances, "T1") == ("annotator_T1", "paper.reference=T1")
+    assert reference_column(utterances, "annotator_T1")[0] == "annotator_T1"
+    assert reference_column(utterances, "text")[0] == "text"
+    column, rule = reference_column(utterances, "best")
+    assert column == "annotator_T2" and "lowest CER against the reference text" in rule
+    with pytest.raises(W2VLensError, match="no such annotator.*T1, T2"):
+        reference_column(utterances, "T3")

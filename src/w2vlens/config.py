@@ -97,6 +97,8 @@ class PaperConfig:
     accuracy_bands: list[list[float]] = MISSING
     reference: str = MISSING
     percentiles: list[int] = MISSING
+    min_char_frames: int = MISSING
+    deletions_on_pauses: bool = MISSING
     finetuning_transcripts: str | None = MISSING
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 

@@ -11,10 +11,11 @@ returns numbers, pandas objects or small dataclasses: no config, no MLflow, no f
 Where the paper is vague, the rules follow the authors' scripts (github.com/aalto-speech/
 Wav2vec2Interpretation, `scripts/`): scikit-learn's scores are called as `f(reference, compared)`
 with the labels (Table 1), the raw clusters (Table 2) or the later view's clusters (Table 3) as the
-reference; Table 4 is character-centred (`eval_pre_clusters_asr.py`). Two bugs of those scripts are
-fixed here and named where they matter: a character without frames got cluster 0 from an empty
-histogram (the paper's "merged with blank" row), and the cluster decoding took `argmax(distr[1:])`
-without adding the 1 back, naming every cluster after the label before its own.
+reference; Table 4 is character-centred and its cluster decoding spells frames as that script's
+tokenizer does (`eval_pre_clusters_asr.py`). Two bugs of those scripts are fixed here and named where
+they matter: a character without frames got cluster 0 from an empty histogram (the paper's "merged
+with blank" row), and the cluster decoding took `argmax(distr[1:])` without adding the 1 back,
+naming every cluster after the label before its own.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def table3(clusterings: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 def is_character(token: str, blank: str) -> bool:
-    """A vocabulary entry Tables 4-5 list: not the blank, the word delimiter or a special token (<unk>)."""
-    return token != blank and token != WORD_DELIMITER and not (token.startswith("<") and token.endswith(">"))
+    """A vocabulary entry Tables 4-5 list: a letter, so not the blank, the word delimiter, a special
+    token (<unk>) or punctuation such as `-` or `'` (the paper's tables hold letters only)."""
+    return token != blank and token.isalpha()
 
 
 def band_name(low: float, high: float, last: bool) -> str:
@@ -116,31 +118,34 @@ class Table4:
     clusters: np.ndarray = field(repr=False)
     vocabulary: list[str] = field(repr=False)
 
-    def decode(self, offsets: Sequence[int]) -> list[str]:
-        """Each utterance's text spelled by its clusters: every frame is named after its cluster's
-        most frequent non-blank label, consecutive repeats are merged, the word delimiter becomes a
-        space and special tokens (<unk>) are dropped. `offsets` are the utterances' first frames in
-        order; each runs to the next one's offset, the last to the end of the arrays."""
+    def decode(self, offsets: Sequence[int], spaces: bool = False) -> list[str]:
+        """Each utterance's text spelled by its clusters, every frame named after its cluster's most
+        frequent non-blank label. As the authors' `eval_pre_clusters_asr.py` (the paper's 83.4% row):
+        each frame's token is decoded on its own, so the word delimiter and special tokens (<unk>)
+        give nothing, and consecutive repeats are merged after that (`a|a` reads `a`). With `spaces`
+        (ours), the delimiter is a space before the merge (`a|a` reads `a a`). `offsets` are the
+        utterances' first frames in order; each runs to the next one's offset, the last to the end."""
         bounds = [int(offset) for offset in offsets] + [len(self.clusters)]
         if any(a > b for a, b in zip(bounds[:-1], bounds[1:], strict=True)) or (bounds and bounds[0] < 0):
             raise W2VLensError(f"utterance offsets must increase within the {len(self.clusters)} frames")
+        spelled = {cluster: (" " if spaces else "") if token == WORD_DELIMITER else token if len(token) == 1 else ""
+                   for cluster, token in self.cluster_label.items()}
         texts = []
         for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-            tokens = [self.cluster_label.get(int(c)) for c in self.clusters[start:end]]
-            text = "".join(" " if token == WORD_DELIMITER else token for token in tokens
-                           if token is not None and (len(token) == 1 or token == WORD_DELIMITER))
+            text = "".join(spelled.get(int(c), "") for c in self.clusters[start:end])
             merged = "".join(ch for i, ch in enumerate(text) if i == 0 or ch != text[i - 1])
             texts.append(" ".join(merged.split()))
         return texts
 
-    def cer(self, offsets: Sequence[int], references: Sequence[str | None]) -> float:
-        """CER of `decode(offsets)` against the normalised reference transcripts (the paper: 83.4%);
+    def cer(self, offsets: Sequence[int], references: Sequence[str | None], spaces: bool = False) -> float:
+        """CER of `decode(offsets, spaces)` against the normalised reference transcripts, their spaces
+        removed unless `spaces` (the paper's 83.4% compares the authors' space-free decoding);
         utterances without a reference are left out."""
-        hypotheses = self.decode(offsets)
+        hypotheses = self.decode(offsets, spaces)
         if len(references) != len(hypotheses):
             raise W2VLensError(f"{len(references)} references for {len(hypotheses)} utterances")
-        pairs = [(normalize_text(r), h) for r, h in zip(references, hypotheses, strict=True)
-                 if isinstance(r, str) and normalize_text(r)]
+        normalised = [normalize_text(r) if isinstance(r, str) else "" for r in references]
+        pairs = [(r if spaces else r.replace(" ", ""), h) for r, h in zip(normalised, hypotheses, strict=True) if r]
         if not pairs:
             raise W2VLensError("no utterance has a reference text to score the cluster decoding against")
         return character_error_rate([r for r, _ in pairs], [h for _, h in pairs])
@@ -211,28 +216,47 @@ class Table5:
     counts: pd.DataFrame  # per character: occurrences, matched, substituted, deleted, accuracy
     groups: pd.DataFrame  # per percentile group: low, high, interval, characters
     cer: float  # CER of the hypotheses against the references
+    ungrouped: list[str] = field(default_factory=list)  # listed characters left out of the groups
 
 
 def table5(hypotheses: Sequence[str], references: Sequence[str], percentiles: Sequence[float] = (33, 66),
-           characters: Collection[str] | None = None) -> Table5:
+           characters: Collection[str] | None = None, grouped: Collection[str] | None = None) -> Table5:
     """Table 5: per reference character (spaces left out), the share of its occurrences the
     hypotheses match in a minimum-edit alignment, grouped at the `percentiles` of those shares (a
     boundary value belongs to the lower group). References are normalised; hypotheses taken as given.
-    With `characters` (e.g. the vocabulary's letters), only those are listed and grouped."""
+    With `characters` (e.g. the vocabulary's letters), only those are listed; with `grouped` (e.g.
+    `frequent_characters`), only those listed characters are grouped, the others are `ungrouped`."""
     counts = per_character_accuracy_vs_reference(hypotheses, references)
     if characters is not None:
         counts = counts[counts.index.isin(list(characters))]
+    kept = counts if grouped is None else counts[counts.index.isin(list(grouped))]
     references = [normalize_text(r or "") for r in references]
-    return Table5(counts["accuracy"].rename("accuracy"), counts, percentile_groups(counts, percentiles),
-                  character_error_rate(references, list(hypotheses)))
+    return Table5(counts["accuracy"].rename("accuracy"), counts, percentile_groups(kept, percentiles),
+                  character_error_rate(references, list(hypotheses)),
+                  sorted(str(c) for c in counts.index if c not in kept.index))
 
 
-def correlations(pre_accuracy: pd.Series, fine_accuracy: pd.Series,
-                 frequencies: pd.Series | None = None) -> dict[str, float]:
-    """The paper's correlations over the characters both series have: pre-trained vs fine-tuned
-    accuracy (paper: 0.35) always; with the characters' `frequencies` in the fine-tuning
-    transcripts, also frequency vs fine-tuned accuracy (0.38) and the multiple R of both (0.52).
-    Pearson and Spearman r with p-values."""
+def frequent_characters(frames: pd.Series, min_frames: int) -> list[str]:
+    """The characters with at least `min_frames` frames (Table 4's `frames`, reindexed to every letter
+    with 0 for the absent ones, so that 0 keeps them all): those whose accuracies
+    the correlations and Table 5's groups use. A share of a handful of frames is noise, and Pearson's
+    r lets one such character decide its value."""
+    if min_frames < 0:
+        raise W2VLensError(f"the minimum number of frames per character must be >= 0, got {min_frames}")
+    return sorted(str(c) for c, n in frames.items() if n >= min_frames)
+
+
+def correlations(pre_accuracy: pd.Series, fine_accuracy: pd.Series, frequencies: pd.Series | None = None,
+                 characters: Collection[str] | None = None) -> dict[str, float]:
+    """The paper's correlations over the characters both series have (only `characters`, e.g.
+    `frequent_characters`, when given): pre-trained vs fine-tuned accuracy (paper: 0.35) always;
+    with the characters' `frequencies` in the fine-tuning transcripts, also frequency vs the
+    fine-tuned model's per-character CER (0.38) and the multiple R of both (0.52). Pearson and
+    Spearman r, each with its p-value and n (see `character_correlations`)."""
+    if characters is not None:
+        keep = list(characters)
+        pre_accuracy, fine_accuracy = pre_accuracy[pre_accuracy.index.isin(keep)], fine_accuracy[
+            fine_accuracy.index.isin(keep)]
     return character_correlations(pre_accuracy, fine_accuracy, frequencies)
 
 
@@ -247,8 +271,9 @@ def error_categories(predictions: np.ndarray, vocabulary: Sequence[str], offsets
     annotator. A deletion (an annotator hears characters the model did not emit) is put on the
     blank frames between the two predicted characters around it, leaving out `pauses` (per-frame
     booleans: the silence split's `silence` frames); a gap with no such frame hands it to the
-    character after it. Categories: "correct", "k/K" for k of K annotators, "unannotated". `ids`
-    name the utterances in warnings."""
+    character after it. Without `pauses`, it covers every blank frame between them, pauses
+    included, as the authors' released categories do. Categories: "correct", "k/K" for k of K
+    annotators, "unannotated". `ids` name the utterances in warnings."""
     predictions = np.asarray(predictions)
     bounds = [int(offset) for offset in offsets] + [len(predictions)]
     if any(a > b for a, b in zip(bounds[:-1], bounds[1:], strict=True)):

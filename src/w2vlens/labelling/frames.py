@@ -14,6 +14,7 @@ import torch
 
 from w2vlens import tables as paper_tables
 from w2vlens.analysis.metrics import character_error_rate
+from w2vlens.corpora.corpus import ANNOTATOR_PREFIX
 from w2vlens.corpora.text import normalize_text
 from w2vlens.embeddings.store import spans
 from w2vlens.errors import W2VLensError
@@ -88,6 +89,10 @@ def aligned_label_ids(aligned: np.ndarray, vocabulary: list[str]) -> np.ndarray:
     return np.asarray([ids[name] for name in aligned], dtype=np.int64)
 
 
+def _has_reference_text(utterances: pd.DataFrame) -> bool:
+    return "text" in utterances and bool(utterances["text"].notna().all())
+
+
 def most_accurate_annotator(utterances: pd.DataFrame) -> str:
     """The annotator column closest to the others: lowest CER against the reference `text` when
     there is one, else lowest mean CER against the other annotators (a consensus choice)."""
@@ -97,7 +102,7 @@ def most_accurate_annotator(utterances: pd.DataFrame) -> str:
     transcripts = utterances[columns].fillna("").map(lambda text: normalize_text(str(text)))
 
     def disagreement(column: str) -> float:
-        if "text" in utterances and utterances["text"].notna().all():
+        if _has_reference_text(utterances):
             return character_error_rate(utterances["text"].map(normalize_text).tolist(), transcripts[column].tolist())
         others = [c for c in columns if c != column] or [column]
         return float(np.mean([character_error_rate(transcripts[o].tolist(), transcripts[column].tolist())
@@ -106,17 +111,40 @@ def most_accurate_annotator(utterances: pd.DataFrame) -> str:
     return min(columns, key=disagreement)
 
 
+def reference_column(utterances: pd.DataFrame, setting: str) -> tuple[str, str]:
+    """Table 5's reference column for `paper.reference` and the rule that chose it, in words:
+    `best` (`most_accurate_annotator`; the reference text when there are no annotators), `text`,
+    an annotator column (`annotator_2`) or an annotator's name (`2`, the column without its prefix)."""
+    columns = annotator_columns(utterances)
+    if setting == "best" and not columns:
+        log.warning("Table 5: no annotator_* columns; the reference text is used")
+        return "text", "paper.reference=best, and the corpus has no annotator transcripts: the reference text"
+    if setting == "best":
+        rule = ("the lowest CER against the reference text" if _has_reference_text(utterances) else
+                "the lowest mean CER against the other annotators (no reference text)")
+        return most_accurate_annotator(utterances), f"paper.reference=best: the annotator with {rule}"
+    column = setting if setting == "text" or setting in columns else f"{ANNOTATOR_PREFIX}{setting}"
+    if column not in columns and not (column == "text" and "text" in utterances):
+        names = ", ".join(c.removeprefix(ANNOTATOR_PREFIX) for c in columns) or "none"
+        raise W2VLensError(f"paper.reference={setting!r}: no such annotator (annotators: {names}); "
+                           "give best, text or an annotator's name")
+    return column, f"paper.reference={setting}"
+
+
 def greedy_hypotheses(pseudo: np.ndarray, vocabulary: list[str], utterances: pd.DataFrame) -> list[str]:
     """Each utterance's greedy CTC transcript."""
     return [greedy_transcript(pseudo[rows], vocabulary)[0] for _, rows in spans(utterances)]
 
 
-def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.DataFrame) -> ErrorFrames | None:
+def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.DataFrame,
+                     on_pauses: bool = False) -> ErrorFrames | None:
     """Figure 2's categories (how many annotators call each predicted character a mistake), or None
-    when the corpus has no annotator transcripts."""
+    when the corpus has no annotator transcripts. Deletions leave out the silence split's pause
+    frames, or, `on_pauses`, cover them too (the authors' placement)."""
     columns = annotator_columns(utterances)
     if not columns:
         return None
     return paper_tables.error_categories(
         labels.pseudo, vocabulary, utterances["offset"].tolist(), {c: utterances[c].tolist() for c in columns},
-        pauses=labels.classes == SILENCE_LABEL, blank=BLANK_LABEL, ids=utterances["id"].astype(str).tolist())
+        pauses=None if on_pauses else labels.classes == SILENCE_LABEL, blank=BLANK_LABEL,
+        ids=utterances["id"].astype(str).tolist())
