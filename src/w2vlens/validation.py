@@ -231,9 +231,9 @@ RULES: dict[str, Rule] = {
     "paper.cka_points": integer(2),
     "paper.character_labels": choice("pseudo", "aligned"),
     "paper.accuracy_bands": Rule("a non-empty list of [low, high] bands with 0 <= low < high <= 1", _bands),
-    "paper.reference": Rule("best, text or an annotator_* column",
-                            lambda value: isinstance(value, str)
-                            and (value in ("best", "text") or value.startswith("annotator_"))),
+    "paper.reference": TEXT,  # best, text or an annotator (column or name): checked against the corpus's annotators
+    "paper.min_char_frames": integer(1),
+    "paper.deletions_on_pauses": BOOL,
     "paper.percentiles": Rule("a non-empty increasing list of numbers between 0 and 100",
                               lambda value: _increasing(value, 0, 100)),
     "paper.finetuning_transcripts": OPTIONAL_TEXT,  # auto or a manifest
