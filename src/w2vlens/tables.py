@@ -343,3 +343,19 @@ def paired_bootstrap(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndar
 def seed_spread(values: Sequence[float]) -> dict[str, float]:
     """Mean, std, min and max of a score over K-means seeds."""
     return spread(values)
+
+
+def band_changes(clusterings: Sequence[np.ndarray], labels: np.ndarray, vocabulary: Sequence[str],
+                 blank: str = "<pad>", bands: Sequence[tuple[float, float]] = DEFAULT_BANDS) -> pd.DataFrame:
+    """Table 4's accuracy bands under several K-means seeds: one row per character with frames,
+    its band under each clustering in `clusterings` (columns `seed_0`, `seed_1`, ...) and `changes`,
+    whether it leaves the band of the first clustering under any other."""
+    columns = {}
+    for number, clusters in enumerate(clusterings):
+        table = table4(clusters, labels, vocabulary, blank, bands)
+        columns[f"seed_{number}"] = pd.Series({character: name for name, members in table.bands.items()
+                                               for character in members}, dtype=object)
+    frame = pd.DataFrame(columns).sort_index()
+    frame["changes"] = frame.nunique(axis=1, dropna=False) > 1
+    frame.index.name = "character"
+    return frame

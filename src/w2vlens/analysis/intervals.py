@@ -213,17 +213,19 @@ def score_intervals(reference: np.ndarray, compared: np.ndarray, units: np.ndarr
                     seed: int = 0, level: float = 0.95, emi: str = "units") -> pd.DataFrame:
     """Per metric (AMI, homogeneity, completeness) of `compared` against `reference`: the mean over
     seeds, the seeds' std, min and max, and the `level` bootstrap interval over `units` (`low`,
-    `high`; `n_resamples` resamples drawn from `seed`, the replicates of every K-means seed pooled).
-    `reference`/`compared`: one labelling per frame, or seeds x frames."""
+    `high`; `n_resamples` resamples drawn from `seed`, the replicates of every K-means seed pooled;
+    0 resamples: no interval, NaN). `reference`/`compared`: one labelling per frame, or seeds x frames."""
     references, compareds = _as_rows(reference), _as_rows(compared)
     point = [contingency_scores(unit_tables(units, references[i % len(references)],
                                             compareds[i % len(compareds)]).total())
              for i in range(max(len(references), len(compareds)))]
-    weights = resample_weights(len(np.unique(np.asarray(units))), n_resamples, seed)
-    replicates = bootstrap_replicates(reference, compared, units, weights, emi)
+    replicates = None
+    if n_resamples:
+        weights = resample_weights(len(np.unique(np.asarray(units))), n_resamples, seed)
+        replicates = bootstrap_replicates(reference, compared, units, weights, emi)
     rows = {}
     for metric in METRICS:
-        low, high = interval(replicates[metric], level)
+        low, high = interval(replicates[metric], level) if replicates is not None else (np.nan, np.nan)
         rows[metric] = spread([scores[metric] for scores in point]) | {"low": low, "high": high}
     return pd.DataFrame(rows).T.rename_axis("metric")
 

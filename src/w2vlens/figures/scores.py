@@ -65,3 +65,27 @@ def sweep_comparison(children: pd.DataFrame, metrics: tuple[str, ...]) -> Figure
     ax.set(ylabel="score vs pseudo-labels", ylim=(0, 1), title="sweep: jobs side by side")
     ax.legend(fontsize=8)
     return fig
+
+
+def forest_plot(table: pd.DataFrame, metrics: tuple[str, ...], title: str) -> Figure:
+    """One panel per metric, one row per entry (`table`'s index, e.g. "finetuned kmeans"): the mean
+    over K-means seeds (dot), the bootstrap interval (`<metric>_low`-`<metric>_high`, line) and the
+    seeds' range (`<metric>_min`-`<metric>_max`, thick bar)."""
+    rows = np.arange(len(table))[::-1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1.5, 0.45 * len(table) + 1.4),
+                             sharey=True, squeeze=False, constrained_layout=True, dpi=DPI)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        mean = table[metric].to_numpy(dtype=float)
+        if f"{metric}_low" in table:
+            low, high = table[f"{metric}_low"].to_numpy(dtype=float), table[f"{metric}_high"].to_numpy(dtype=float)
+            ax.hlines(rows, low, high, color="black", linewidth=1, label="95% bootstrap interval")
+        if f"{metric}_min" in table:
+            ax.hlines(rows, table[f"{metric}_min"], table[f"{metric}_max"], color="tab:blue", linewidth=5, alpha=0.5,
+                      label="K-means seeds, min-max")
+        ax.plot(mean, rows, "o", color="tab:red", markersize=5, label="mean over seeds")
+        ax.set(xlabel=metric, xlim=(0, 1))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(rows, [str(name) for name in table.index], fontsize=9)
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    return fig
