@@ -2,12 +2,16 @@
 constructed data where the answer is known."""
 
 import numpy as np
+import pandas as pd
 import pytest
+from helpers import compose_app
 from sklearn import metrics
 
 from w2vlens import tables
 from w2vlens.analysis import intervals
+from w2vlens.app import check_config
 from w2vlens.errors import W2VLensError
+from w2vlens.pipelines.paper import bootstrap_units
 
 
 def corpus(rng: np.random.Generator, units: int = 60, frames: int = 30, classes: int = 4,
@@ -128,3 +132,32 @@ def test_bad_inputs_fail_with_one_line() -> None:
         tables.paired_bootstrap((np.zeros(3), np.zeros(3)), (np.zeros(3), np.zeros(3)), np.zeros(3), metric="ari")
     with pytest.raises(W2VLensError, match="emi="):
         intervals.contingency_scores(np.ones((2, 2)), emi="scaled")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("paper.seeds=0", r"^paper.seeds=0: use a positive number of K-means seeds$"),
+    ("paper.bootstrap=-1", r"^paper.bootstrap=-1: use a number of resamples \(0: no intervals\)$"),
+    ("paper.bootstrap_unit=word", r"^paper.bootstrap_unit='word': use one of auto, utterance, speaker$"),
+])
+def test_bad_uncertainty_settings_are_one_line(override: str, message: str) -> None:
+    with pytest.raises(W2VLensError, match=message):
+        check_config(compose_app(["experiment=paper", override]))
+
+
+def test_paper_presets_set_seeds_and_bootstrap() -> None:
+    paper, fast = compose_app(["experiment=paper"]).paper, compose_app(["experiment=paper_fast"]).paper
+    assert (paper.seeds, paper.bootstrap, paper.bootstrap_unit) == (5, 1000, "auto")
+    assert (fast.seeds, fast.bootstrap) == (1, 1000)
+
+
+def test_bootstrap_units_take_speakers_only_when_there_are_enough() -> None:
+    utterances = np.repeat([f"u{i}" for i in range(40)], 3)
+    few = pd.DataFrame({"utterance": utterances, "speaker": np.repeat([f"s{i % 4}" for i in range(40)], 3)})
+    many = few.assign(speaker=np.repeat([f"s{i}" if i else None for i in range(40)], 3))
+    assert bootstrap_units(few, "auto")[1] == "utterance"
+    assert bootstrap_units(few, "speaker")[1] == "speaker"
+    units, unit = bootstrap_units(many, "auto")
+    assert unit == "speaker" and units[0] == "utterance:u0" and units[-1] == "speaker:s39"
+    assert bootstrap_units(many, "utterance")[0].tolist() == utterances.tolist()
+    with pytest.raises(W2VLensError, match="no speaker column"):
+        bootstrap_units(few.drop(columns="speaker"), "speaker")

@@ -24,7 +24,7 @@ from w2vlens.embeddings.store import EmbeddingStore, layer_name
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.frames import label_frames, silence_scores
 from w2vlens.pipelines.layers import run_layers
-from w2vlens.pipelines.paper import PaperView, run_paper
+from w2vlens.pipelines.paper import PaperView, check_uncertainty, run_paper
 from w2vlens.pipelines.view import Projected, run_view
 from w2vlens.result import Result
 
@@ -191,6 +191,8 @@ def check_config(cfg: DictConfig) -> None:
         raise W2VLensError(f"analysis={cfg.analysis!r}: use view, or experiment=layers or experiment=paper")
     if cfg.analysis != "view" and cfg[cfg.analysis] is None:
         raise W2VLensError(f"analysis={cfg.analysis} needs experiment={cfg.analysis}, which sets it up")
+    if cfg.analysis == "paper":
+        check_uncertainty(cfg.paper)
 
 
 def projection_protocol(projections: DictConfig) -> dict[str, str]:

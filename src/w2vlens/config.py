@@ -98,6 +98,9 @@ class PaperConfig:
     reference: str = MISSING
     percentiles: list[int] = MISSING
     finetuning_transcripts: str | None = MISSING
+    seeds: int = MISSING
+    bootstrap: int = MISSING
+    bootstrap_unit: str = MISSING
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
