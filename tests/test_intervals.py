@@ -161,3 +161,23 @@ def test_bootstrap_units_take_speakers_only_when_there_are_enough() -> None:
     assert bootstrap_units(many, "utterance")[0].tolist() == utterances.tolist()
     with pytest.raises(W2VLensError, match="no speaker column"):
         bootstrap_units(few.drop(columns="speaker"), "speaker")
+
+
+def test_band_changes_count_the_characters_that_move() -> None:
+    vocabulary = ["<pad>", "a", "b"]
+    labels = np.array([0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    steady = np.array([0, 0, 1, 1, 1, 1, 2, 2, 2, 2])  # a and b each in one cluster: accuracy 1
+    split = np.array([0, 0, 1, 1, 3, 4, 2, 2, 2, 2])  # a spread over three clusters: 0.5
+    moved = tables.band_changes([steady, split], labels, vocabulary, bands=[(0.0, 0.6), (0.6, 1.0)])
+    assert moved.loc["a"].tolist() == ["accuracy 60%+", "accuracy <60%", True]
+    assert moved["changes"].sum() == 1
+
+
+def test_forest_plot_draws_one_panel_per_metric() -> None:
+    from w2vlens.figures import forest_plot
+    from w2vlens.figures.projections import DPI
+
+    table = pd.DataFrame({"ami": [0.6, 0.2], "ami_low": [0.55, 0.15], "ami_high": [0.65, 0.25], "ami_min": [0.58, 0.19],
+                          "ami_max": [0.61, 0.22], "homogeneity": [0.8, 0.3]}, index=["finetuned kmeans", "cnn kmeans"])
+    figure = forest_plot(table, ("ami", "homogeneity"), "Table 1")
+    assert len(figure.axes) == 2 and figure.dpi == DPI >= 200
