@@ -205,7 +205,8 @@ def uncertainty_summary(table1: pd.DataFrame, table3: pd.DataFrame, tests: pd.Da
     how many characters change Table 4 band across seeds. `design` says what was resampled and how
     many seeds ran, in words."""
     lines = ["", "## Uncertainty: K-means seeds and bootstrap intervals", "",
-             f"Each cell: mean over K-means seeds ± their standard deviation [95% bootstrap interval]; {design}.",
+             "Tables 1 and 3 above give the mean over the K-means seeds; here each cell is that mean ± the "
+             f"seeds' standard deviation [95% bootstrap interval]; {design}.",
              "", "| table | entry | " + " | ".join(SCORES) + " |", "|" + " --- |" * (2 + len(SCORES))]
     for row in table1.to_dict("records"):
         lines.append(f"| 1 | {row['view']} {row['clustering']} | "

@@ -3,6 +3,10 @@ every table through `w2vlens.tables`: Table 1 (clusters vs pseudo-labels), Table
 projection loses), Table 3 (views compared), Figure 1, Tables 4-5 with their correlations,
 Figures 2-3 and a Markdown summary beside the paper's numbers.
 
+Tables 1 and 3 are computed for `paper.seeds` K-means seeds (their mean is the headline) with 95%
+bootstrap intervals over utterances or speakers, and Table 1's comparisons are paired bootstrap
+tests (`w2vlens.analysis.intervals`).
+
 Metrics are the tables' headline numbers under a section per table (`table1/finetuned_kmeans_ami`,
 `table2/cnn_umap_ami`, `figure3/probe_auroc`, ...); everything else is in the tables."""
 
