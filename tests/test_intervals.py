@@ -181,3 +181,18 @@ def test_forest_plot_draws_one_panel_per_metric() -> None:
                           "ami_max": [0.61, 0.22], "homogeneity": [0.8, 0.3]}, index=["finetuned kmeans", "cnn kmeans"])
     figure = forest_plot(table, ("ami", "homogeneity"), "Table 1")
     assert len(figure.axes) == 2 and figure.dpi == DPI >= 200
+
+
+def test_summary_cells_and_sentences() -> None:
+    from w2vlens.summary import uncertainty_summary
+
+    row = {"ami": 0.70, "ami_std": 0.012, "ami_low": 0.68, "ami_high": 0.72}
+    table1 = pd.DataFrame([{"view": "finetuned", "clustering": "kmeans", **row, "homogeneity": 0.9,
+                            "completeness": 0.5}])
+    table3 = pd.DataFrame(columns=["earlier", "later", "ami", "homogeneity", "completeness"])
+    tests = pd.DataFrame([{"comparison": "fine-tuned − pre-trained", "metric": "ami", "difference": 0.36,
+                           "low": 0.34, "high": 0.38, "p_value": 0.0004}])
+    text = uncertainty_summary(table1, table3, tests, "5 K-means seeds", seeds=5)
+    assert "| 1 | finetuned kmeans | 0.70 ± 0.01 [0.68, 0.72] | 0.90 | 0.50 |" in text
+    assert "- fine-tuned − pre-trained AMI 0.36 [0.34, 0.38], p < 0.001." in text
+    assert "0.70 [0.68, 0.72]" in uncertainty_summary(table1, table3, tests.iloc[:0], "one seed", seeds=1)

@@ -183,11 +183,11 @@ def characters_summary(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_uncertainty(row: dict | pd.Series, metric: str) -> str:
-    """`0.70 ± 0.01 [0.68, 0.72]`: the mean over K-means seeds, their standard deviation and the
-    bootstrap interval (each part left out when absent or NaN)."""
+def with_uncertainty(row: dict | pd.Series, metric: str, seeds: int = 2) -> str:
+    """`0.70 ± 0.01 [0.68, 0.72]`: the mean over K-means seeds, their standard deviation (left out
+    for one seed) and the bootstrap interval (each part left out when absent or NaN)."""
     text = f"{row[metric]:.2f}"
-    if f"{metric}_std" in row and not pd.isna(row[f"{metric}_std"]):
+    if seeds > 1 and f"{metric}_std" in row and not pd.isna(row[f"{metric}_std"]):
         text += f" ± {row[f'{metric}_std']:.2f}"
     if f"{metric}_low" in row and not pd.isna(row[f"{metric}_low"]):
         text += f" [{row[f'{metric}_low']:.2f}, {row[f'{metric}_high']:.2f}]"
@@ -199,21 +199,21 @@ def p_value_text(p: float) -> str:
 
 
 def uncertainty_summary(table1: pd.DataFrame, table3: pd.DataFrame, tests: pd.DataFrame, design: str,
-                        band_changes: pd.DataFrame | None = None) -> str:
+                        band_changes: pd.DataFrame | None = None, seeds: int = 2) -> str:
     """Tables 1 and 3 with their uncertainty (`with_uncertainty`), the paired tests as sentences to
     paste (`tests`: rows with `comparison`, `metric`, `difference`, `low`, `high`, `p_value`), and
     how many characters change Table 4 band across seeds. `design` says what was resampled and how
-    many seeds ran, in words."""
+    many seeds ran, in words; with one seed (`seeds`) the cells have no ±."""
     lines = ["", "## Uncertainty: K-means seeds and bootstrap intervals", "",
              "Tables 1 and 3 above give the mean over the K-means seeds; here each cell is that mean ± the "
              f"seeds' standard deviation [95% bootstrap interval]; {design}.",
              "", "| table | entry | " + " | ".join(SCORES) + " |", "|" + " --- |" * (2 + len(SCORES))]
     for row in table1.to_dict("records"):
         lines.append(f"| 1 | {row['view']} {row['clustering']} | "
-                     + " | ".join(with_uncertainty(row, metric) for metric in SCORES) + " |")
+                     + " | ".join(with_uncertainty(row, metric, seeds) for metric in SCORES) + " |")
     for row in table3.to_dict("records"):
         lines.append(f"| 3 | {row['earlier']} vs {row['later']} | "
-                     + " | ".join(with_uncertainty(row, metric) for metric in SCORES) + " |")
+                     + " | ".join(with_uncertainty(row, metric, seeds) for metric in SCORES) + " |")
     if len(tests):
         lines += ["", "The paper's comparisons as paired bootstrap tests (both clusterings scored under the same "
                   "resamples; p two-sided):", ""]

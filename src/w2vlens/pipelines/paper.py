@@ -149,7 +149,7 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
             f"{settings.bootstrap} resamples of the {len(np.unique(units))} {unit}s with replacement"
             if settings.bootstrap else "no bootstrap")
         summary = paper_summary(f"w2vlens: pair {pair} on {data_name}", *tables.values(), silence, protocol)
-        summary += uncertainty_summary(tables["table1"], table3, tests, design, bands)
+        summary += uncertainty_summary(tables["table1"], table3, tests, design, bands, settings.seeds)
         summary += characters_summary(report)
         result.texts["summary.md"] = summary
         log.info("summary:\n%s", summary)
