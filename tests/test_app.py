@@ -309,6 +309,19 @@ def test_paper_experiment_logs_tables_figures_and_summary(tiny_pair: tuple[Path,
     assert record["metrics.table3/pretrained_vs_finetuned_linear_cka"] >= 0
     assert record["metrics.table1/finetuned_kmeans_ami"] == pytest.approx(scores["ami"])
     assert record["tags.mlflow.runName"] == "paper kmeans+spherical k=33"
+    # issue 20: five K-means seeds, 1000 resamples of the utterances (2 speakers: too few to resample)
+    assert {"tables/table1_seeds.json", "tables/table1_tests.json", "tables/table4_band_seeds.json",
+            "figures/table1_intervals.png", "figures/table1_intervals.pdf"} <= artifacts
+    assert record["tags.bootstrap_unit"] == "utterance"
+    table1, seeds = (pd.read_json(client.download_artifacts(record.run_id, f"tables/{name}.json", str(tmp_path)),
+                                  orient="split") for name in ("table1", "table1_seeds"))
+    assert len(seeds) == 5 * len(table1)
+    means = seeds.groupby(["view", "clustering"], sort=False)["ami"].mean().to_numpy()
+    assert table1["ami"].to_numpy() == pytest.approx(means)
+    assert (table1["ami_min"] <= table1["ami"]).all() and (table1["ami_low"] < table1["ami_high"]).all()
+    assert 0 <= record["metrics.table1/finetuned_minus_pretrained_ami_p"] <= 1
+    assert "## Uncertainty: K-means seeds and bootstrap intervals" in summary and " ± " in summary
+    assert "- fine-tuned − pre-trained AMI " in summary and "characters change accuracy band" in summary
 
 
 def test_layer_experiment_logs_curves_for_both_models(tiny_pair: tuple[Path, Path], corpus_manifest: Path,

@@ -3,14 +3,17 @@ the demo corpus and extracts both models; run with `pytest -m slow`)."""
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import compose_app, runs
+from mlflow.tracking import MlflowClient
 
 from w2vlens.app import run
 
 pytestmark = pytest.mark.slow
 
-# The demo's Table 1 AMI (test split, k = 33, seed 0) as the paper pipeline first printed it.
+# The demo's Table 1 AMI (test split, k = 33, seed 0) as the paper pipeline first printed it (since issue 20
+# the first of paper.seeds K-means seeds).
 TABLE1_AMI = {"cnn_kmeans": 0.2233, "pretrained_kmeans": 0.2064, "finetuned_kmeans": 0.5685,
               "finetuned_spherical": 0.6086}
 
@@ -39,9 +42,18 @@ def test_paper_experiment_on_the_demo(demo_work: Path) -> None:
     # Table 1: fine-tuning makes the last layer group by character, the paper's headline
     assert record["metrics.table1/finetuned_kmeans_ami"] >= record["metrics.table1/pretrained_kmeans_ami"] + 0.2
     # and the demo's numbers stay what the README and earlier releases printed: a change of defaults
-    # (seeding, storage dtype, backend) that moves them by more than 0.002 is a change of results
+    # (seeding, storage dtype, backend) that moves them by more than 0.002 is a change of results.
+    # Since issue 20 the metric is the mean over paper.seeds K-means seeds; the first seed's is kept.
+    path = MlflowClient().download_artifacts(record["run_id"], "tables/table1_seeds.json", str(demo_work))
+    seeds = pd.read_json(path, orient="split")
+    first = seeds[seeds["seed"] == seeds["seed"].min()].set_index(["view", "clustering"])["ami"]
     for run_name, ami in TABLE1_AMI.items():
-        assert record[f"metrics.table1/{run_name}_ami"] == pytest.approx(ami, abs=0.002), run_name
+        assert first[tuple(run_name.split("_"))] == pytest.approx(ami, abs=0.002), run_name
+        mean = seeds.query(f"view + '_' + clustering == '{run_name}'")["ami"].mean()
+        assert record[f"metrics.table1/{run_name}_ami"] == pytest.approx(mean), run_name
+    # the paper's comparison as a test: fine-tuning's gain survives other seeds and utterances
+    assert record["metrics.table1/finetuned_minus_pretrained_ami"] >= 0.2
+    assert record["metrics.table1/finetuned_minus_pretrained_ami_p"] < 0.01
     # Figure 3: the paper's plain classifier calls (almost) every mistake correct, so it barely
     # beats the majority class; the class-balanced one (our extra) does beat it
     majority = record["metrics.figure3/majority_balanced_accuracy"]

@@ -100,6 +100,9 @@ class PaperConfig:
     min_char_frames: int = MISSING
     deletions_on_pauses: bool = MISSING
     finetuning_transcripts: str | None = MISSING
+    seeds: int = MISSING
+    bootstrap: int = MISSING
+    bootstrap_unit: str = MISSING
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 

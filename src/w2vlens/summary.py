@@ -221,3 +221,48 @@ def characters_summary(report: dict) -> str:
     if differences:
         lines += ["", "## What still differs from the paper, and why", ""] + [f"- {line}" for line in differences]
     return "\n".join(lines) + "\n"
+
+
+def with_uncertainty(row: dict | pd.Series, metric: str, seeds: int = 2) -> str:
+    """`0.70 ± 0.01 [0.68, 0.72]`: the mean over K-means seeds, their standard deviation (left out
+    for one seed) and the bootstrap interval (each part left out when absent or NaN)."""
+    text = f"{row[metric]:.2f}"
+    if seeds > 1 and f"{metric}_std" in row and not pd.isna(row[f"{metric}_std"]):
+        text += f" ± {row[f'{metric}_std']:.2f}"
+    if f"{metric}_low" in row and not pd.isna(row[f"{metric}_low"]):
+        text += f" [{row[f'{metric}_low']:.2f}, {row[f'{metric}_high']:.2f}]"
+    return text
+
+
+def p_value_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def uncertainty_summary(table1: pd.DataFrame, table3: pd.DataFrame, tests: pd.DataFrame, design: str,
+                        band_changes: pd.DataFrame | None = None, seeds: int = 2) -> str:
+    """Tables 1 and 3 with their uncertainty (`with_uncertainty`), the paired tests as sentences to
+    paste (`tests`: rows with `comparison`, `metric`, `difference`, `low`, `high`, `p_value`), and
+    how many characters change Table 4 band across seeds. `design` says what was resampled and how
+    many seeds ran, in words; with one seed (`seeds`) the cells have no ±."""
+    lines = ["", "## Uncertainty: K-means seeds and bootstrap intervals", "",
+             "Tables 1 and 3 above give the mean over the K-means seeds; here each cell is that mean ± the "
+             f"seeds' standard deviation [95% bootstrap interval]; {design}.",
+             "", "| table | entry | " + " | ".join(SCORES) + " |", "|" + " --- |" * (2 + len(SCORES))]
+    for row in table1.to_dict("records"):
+        lines.append(f"| 1 | {row['view']} {row['clustering']} | "
+                     + " | ".join(with_uncertainty(row, metric, seeds) for metric in SCORES) + " |")
+    for row in table3.to_dict("records"):
+        lines.append(f"| 3 | {row['earlier']} vs {row['later']} | "
+                     + " | ".join(with_uncertainty(row, metric, seeds) for metric in SCORES) + " |")
+    if len(tests):
+        lines += ["", "The paper's comparisons as paired bootstrap tests (both clusterings scored under the same "
+                  "resamples; p two-sided):", ""]
+        lines += [f"- {row.comparison} {row.metric.upper() if row.metric == 'ami' else row.metric} "
+                  f"{row.difference:.2f} [{row.low:.2f}, {row.high:.2f}], {p_value_text(row.p_value)}."
+                  for row in tests.itertuples()]
+    if band_changes is not None:
+        moved = sorted(band_changes.index[band_changes["changes"]])
+        seeds = sum(column.startswith("seed_") for column in band_changes.columns)
+        lines += ["", f"Table 4: {len(moved)} of {len(band_changes)} characters change accuracy band across the "
+                  f"{seeds} K-means seeds of the pre-trained view" + (f" ({', '.join(moved)})." if moved else ".")]
+    return "\n".join(lines) + "\n"

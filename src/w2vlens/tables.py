@@ -7,6 +7,7 @@ returns numbers, pandas objects or small dataclasses: no config, no MLflow, no f
     from w2vlens import tables
     tables.table1(labels, clusters)                      # {'ami': ..., 'homogeneity': ..., ...}
     tables.table4(pre_clusters, labels, vocabulary).bands
+    tables.table1_intervals(labels, clusters, utterance_ids)    # mean, std, min, max, 95% low, high
 
 Where the paper is vague, the rules follow the authors' scripts (github.com/aalto-speech/
 Wav2vec2Interpretation, `scripts/`): scikit-learn's scores are called as `f(reference, compared)`
@@ -29,6 +30,7 @@ import pandas as pd
 from w2vlens.analysis.characters import majority_mapping, per_character_accuracy
 from w2vlens.analysis.correlate import character_correlations
 from w2vlens.analysis.faithfulness import cluster_agreement
+from w2vlens.analysis.intervals import paired_difference, score_intervals, spread
 from w2vlens.analysis.metrics import character_error_rate, clustering_scores
 from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
@@ -331,3 +333,54 @@ def category_distances(embeddings: np.ndarray, clusters: np.ndarray, categories:
             result[column] = result[column].fillna(0).astype(np.int64)
     result.index.name = "category"
     return result
+
+
+# Uncertainty (issue 20): bootstrap intervals over utterances or speakers, paired bootstrap tests and
+# the spread over K-means seeds; the machinery is `w2vlens.analysis.intervals`.
+
+
+def table1_intervals(labels: np.ndarray, clusters: np.ndarray, units: np.ndarray, n_resamples: int = 1000,
+                     seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Table 1 with its uncertainty: rows `ami`, `homogeneity`, `completeness` of `clusters` against
+    `labels`; columns the mean, std, min and max over K-means seeds (`clusters` 1-D, or seeds x
+    frames) and the `level` bootstrap interval (`low`, `high`) from `n_resamples` resamples of the
+    `units` (each frame's utterance or speaker) with replacement, every seed's replicates pooled."""
+    return score_intervals(labels, clusters, units, n_resamples, seed, level)
+
+
+def table3_intervals(later: np.ndarray, earlier: np.ndarray, units: np.ndarray, n_resamples: int = 1000,
+                     seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """One Table 3 entry with its uncertainty, the `later` view's clusters the reference (as
+    `table3`); the columns of `table1_intervals`. Either may be seeds x frames."""
+    return score_intervals(later, earlier, units, n_resamples, seed, level)
+
+
+def paired_bootstrap(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                     units: np.ndarray, metric: str = "ami", n_resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, float]:
+    """The paper's comparisons as tests: `metric` of `first` minus that of `second`, each a
+    (reference, compared) pair over the same frames (e.g. (labels, fine-tuned clusters) and
+    (labels, pre-trained clusters)), both scored under the same resamples of the `units`:
+    `difference`, its interval `low`-`high` and the two-sided bootstrap `p_value`."""
+    return paired_difference(first, second, units, metric, n_resamples, seed, level)
+
+
+def seed_spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, std, min and max of a score over K-means seeds."""
+    return spread(values)
+
+
+def band_changes(clusterings: Sequence[np.ndarray], labels: np.ndarray, vocabulary: Sequence[str],
+                 blank: str = "<pad>", bands: Sequence[tuple[float, float]] = DEFAULT_BANDS) -> pd.DataFrame:
+    """Table 4's accuracy bands under several K-means seeds: one row per character with frames,
+    its band under each clustering in `clusterings` (columns `seed_0`, `seed_1`, ...) and `changes`,
+    whether it leaves the band of the first clustering under any other."""
+    columns = {}
+    for number, clusters in enumerate(clusterings):
+        table = table4(clusters, labels, vocabulary, blank, bands)
+        columns[f"seed_{number}"] = pd.Series({character: name for name, members in table.bands.items()
+                                               for character in members}, dtype=object)
+    frame = pd.DataFrame(columns).sort_index()
+    frame["changes"] = frame.nunique(axis=1, dropna=False) > 1
+    frame.index.name = "character"
+    return frame

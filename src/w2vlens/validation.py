@@ -10,7 +10,8 @@ a projection (`reduce`, `paper.projections.<name>`) are checked with the rules o
 `reduce.*` (ALIASES). A new key needs one line in RULES, built from the helpers below, e.g.
 
     "paper.min_char_frames": integer(1),                        # 1 to 2**31 - 1
-    "paper.seeds": list_of(SEED),                               # a non-empty list of seeds
+    "paper.seeds": integer(1, 1000),                            # 1 to 1000
+    "paper.bootstrap_unit": choice(*BOOTSTRAP_UNITS),
     "reduce.projection.neighbours": choice("auto", "exact", "approximate"),
     "extract.window_seconds": number(gt=0, null=True),          # > 0, or null
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from w2vlens.analysis.cluster import BACKENDS
+from w2vlens.analysis.intervals import BOOTSTRAP_UNITS
 from w2vlens.analysis.reduce import METRICS, NEIGHBOURS, UMAP_BACKENDS
 from w2vlens.embeddings.models import _DTYPES
 from w2vlens.embeddings.store import STORAGE_DTYPES
@@ -233,6 +235,9 @@ RULES: dict[str, Rule] = {
     "paper.accuracy_bands": Rule("a non-empty list of [low, high] bands with 0 <= low < high <= 1", _bands),
     "paper.reference": TEXT,  # best, text or an annotator (column or name): checked against the corpus's annotators
     "paper.min_char_frames": integer(1),
+    "paper.seeds": integer(1, 1000),
+    "paper.bootstrap": integer(0, 1_000_000),  # 0: no intervals
+    "paper.bootstrap_unit": choice(*BOOTSTRAP_UNITS),
     "paper.deletions_on_pauses": BOOL,
     "paper.percentiles": Rule("a non-empty increasing list of numbers between 0 and 100",
                               lambda value: _increasing(value, 0, 100)),

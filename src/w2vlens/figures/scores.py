@@ -99,3 +99,37 @@ def _grouped_bars(ax: plt.Axes, groups: list[str], series: dict[str, np.ndarray]
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
     ax.set_xticks(positions + width * (len(series) - 1) / 2, groups, rotation=30, ha="right", fontsize=8)
     ax.legend(fontsize=7, loc="upper right")
+
+
+def forest_plot(table: pd.DataFrame, metrics: tuple[str, ...], title: str) -> Figure:
+    """One panel per metric, one row per entry (`table`'s index, e.g. "finetuned kmeans"): the mean
+    over K-means seeds (dot, and its value with the interval as text), the bootstrap interval
+    (`<metric>_low`-`<metric>_high`, line with caps) and the seeds' range (`<metric>_min`-`_max`,
+    thick bar). Each panel's axis spans its own values, so that intervals of ±0.01 stay visible."""
+    rows = np.arange(len(table))[::-1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 1.5, 0.5 * len(table) + 1.6),
+                             sharey=True, squeeze=False, constrained_layout=True, dpi=DPI)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        mean = table[metric].to_numpy(dtype=float)
+        low = table.get(f"{metric}_low", table[metric]).to_numpy(dtype=float)
+        high = table.get(f"{metric}_high", table[metric]).to_numpy(dtype=float)
+        if f"{metric}_min" in table:
+            ax.hlines(rows, table[f"{metric}_min"], table[f"{metric}_max"], color="tab:blue", linewidth=7,
+                      alpha=0.4, label="K-means seeds, min-max")
+        if f"{metric}_low" in table:
+            ax.hlines(rows, low, high, color="black", linewidth=1.2, label="95% bootstrap interval")
+            ax.plot(np.r_[low, high], np.r_[rows, rows], "|", color="black", markersize=8)
+        ax.plot(mean, rows, "o", color="tab:red", markersize=4, label="mean over seeds")
+        for row, value, lo, hi in zip(rows, mean, low, high, strict=True):
+            text = f"{value:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if f"{metric}_low" in table else "")
+            ax.annotate(text, (value, row), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=7)
+        span = np.nanmax(np.r_[high, mean]) - np.nanmin(np.r_[low, mean])
+        pad = max(0.08 * span, 0.02)
+        ax.set(xlabel=metric, xlim=(np.nanmin(np.r_[low, mean]) - pad, np.nanmax(np.r_[high, mean]) + pad),
+               ylim=(-0.6, len(table) - 0.3))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(rows, [str(name) for name in table.index], fontsize=9)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    return fig

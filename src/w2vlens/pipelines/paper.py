@@ -3,6 +3,10 @@ every table through `w2vlens.tables`: Table 1 (clusters vs pseudo-labels), Table
 projection loses), Table 3 (views compared), Figure 1, Tables 4-5 with their correlations,
 Figures 2-3 and a Markdown summary beside the paper's numbers.
 
+Tables 1 and 3 are computed for `paper.seeds` K-means seeds (their mean is the headline) with 95%
+bootstrap intervals over utterances or speakers, and Table 1's comparisons are paired bootstrap
+tests (`w2vlens.analysis.intervals`).
+
 Metrics are the tables' headline numbers under a section per table (`table1/finetuned_kmeans_ami`,
 `table2/cnn_umap_ami`, `figure3/probe_auroc`, ...); everything else is in the tables."""
 
@@ -25,7 +29,7 @@ from w2vlens.analysis.reduce import KNNGraph, shared_knn_graphs
 from w2vlens.config import FaithfulnessConfig, ListenConfig, PaperConfig
 from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
-from w2vlens.figures import agreement_projection, confusion_figure, paper_scores, projection_panels
+from w2vlens.figures import agreement_projection, confusion_figure, forest_plot, paper_scores, projection_panels
 from w2vlens.labelling.frames import (
     FrameLabels,
     aligned_label_ids,
@@ -36,12 +40,13 @@ from w2vlens.labelling.frames import (
 from w2vlens.labels import BLANK_LABEL, SCORES, SILENCE_LABEL
 from w2vlens.pipelines.view import KMeansFactory, add_cluster_audio, score_clusters, view_title
 from w2vlens.result import Result
-from w2vlens.summary import characters_summary, paper_summary
+from w2vlens.summary import characters_summary, paper_summary, uncertainty_summary
 
 log = logging.getLogger("w2vlens")
 FORMATS = ("png", "pdf")
 # Figure 2's deletion placements (paper.deletions_on_pauses): ours leaves pause frames out
 PLACEMENTS = {False: "off pauses (ours)", True: "on pauses (the authors')"}
+MIN_SPEAKERS = 30  # bootstrap_unit=auto resamples speakers from this many on
 
 
 @dataclass
@@ -67,7 +72,11 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
         finetuned = views["finetuned"].store
         vocabulary = finetuned.vocabulary
         embeddings: dict[str, np.ndarray] = {}
-        clusters: dict[str, np.ndarray] = {}
+        clusters: dict[str, np.ndarray] = {}  # the first seed's: Tables 2 and 4, the figures
+        seeded: dict[tuple[str, str], np.ndarray] = {}  # (view, clustering) -> seeds x frames
+        frames = finetuned.frames()
+        units, unit = bootstrap_units(frames, settings.bootstrap_unit)
+        result.tags["bootstrap_unit"] = unit
         table1 = []
         for name, view in views.items():
             embeddings[name] = view.store.array(view.array)
@@ -76,11 +85,16 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
             for variant, override in variants:
                 fitted = kmeans(n_clusters=k, **override).fit(embeddings[name])
                 clusters.setdefault(name, fitted.labels_)
-                scores = score_clusters(result, f"tables/clusters_{name}_{variant}.json",
-                                        f"figures/contingency_{name}_{variant}", fitted.labels_, labels, vocabulary,
-                                        f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
+                score_clusters(result, f"tables/clusters_{name}_{variant}.json",
+                               f"figures/contingency_{name}_{variant}", fitted.labels_, labels, vocabulary,
+                               f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
+                seeded[name, variant] = np.stack([fitted.labels_] + [
+                    kmeans(n_clusters=k, seed=seed + extra, **override).fit(embeddings[name]).labels_
+                    for extra in range(1, settings.seeds)])
+                scores = uncertain_scores(labels.pseudo, seeded[name, variant], units, settings.bootstrap, seed,
+                                          f"{name} {variant} vs pseudo-labels")
                 result.metrics |= {f"table1/{name}_{variant}_{metric}": scores[metric] for metric in SCORES}
-                table1.append({"view": name, "clustering": variant, **{m: scores[m] for m in SCORES}})
+                table1.append({"view": name, "clustering": variant, **scores})
 
         table2 = []
         coords: dict[tuple[str, str], np.ndarray] = {}
@@ -98,16 +112,29 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
                 log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
 
         table3 = view_comparison(embeddings, clusters, settings.cka_points, seed)
+        table3 = table3[["earlier", "later", "linear_cka"]].join(pd.DataFrame([  # Table 3 over the seeds
+            uncertain_scores(seeded[later, clustering], seeded[earlier, clustering], units, settings.bootstrap, seed,
+                             f"{earlier} vs {later}") for earlier, later in zip(table3["earlier"], table3["later"],
+                                                                                 strict=True)]))
         for row in table3.itertuples():
             result.metrics |= {f"table3/{row.earlier}_vs_{row.later}_{metric}": getattr(row, metric)
                                for metric in ("ami", "linear_cka")}
 
         shown = settings.figure_projection
         add_figure1(result, pair, {name: coords[name, shown] for name in views}, shown, labels, clusters,
-                    finetuned.frames(), settings, seed)
+                    frames, settings, seed)
         tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
         for table_name, table in tables.items():
             result.tables[f"tables/{table_name}.json"] = table
+        tests = paired_tests(result, labels.pseudo, seeded, clustering, units, settings.bootstrap, seed)
+        result.tables["tables/table1_seeds.json"] = pd.DataFrame(
+            [{"view": view, "clustering": variant, "seed": seed + number,
+              **{m: s for m, s in paper_tables.table1(labels.pseudo, labelled).items() if m in SCORES}}
+             for (view, variant), rows in seeded.items() for number, labelled in enumerate(rows)])
+        forest = tables["table1"].set_index(tables["table1"]["view"] + " " + tables["table1"]["clustering"])
+        result.add_figure("figures/table1_intervals", forest_plot(
+            forest, SCORES, f"{pair}: Table 1, mean over {settings.seeds} K-means seed(s), "
+            f"95% bootstrap interval over {unit}s"), FORMATS)
         result.add_figure("figures/tables1_3", paper_scores(*tables.values(), f"{pair}: Tables 1-3 (k={k})"), FORMATS)
         if listen is not None and listen.enabled:
             add_cluster_audio(result, "", clusters["finetuned"], labels.classes, finetuned,
@@ -121,7 +148,17 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
                              probe_logger, seed)
         report["differences"] = differences(pair, finetuned, views["finetuned"].array, k, len(utterances), protocol,
                                             report["table5_rule"], settings)
+        bands = None
+        if settings.seeds > 1 and "pretrained" in seeded_views(seeded, clustering):
+            bands = paper_tables.band_changes(list(seeded["pretrained", clustering]), character_label_ids(
+                settings, labels, vocabulary), vocabulary, BLANK_LABEL, [tuple(b) for b in settings.accuracy_bands])
+            result.tables["tables/table4_band_seeds.json"] = bands.reset_index()
+            result.metrics["table4/band_changes"] = int(bands["changes"].sum())
+        design = f"{settings.seeds} K-means seed(s), " + (
+            f"{settings.bootstrap} resamples of the {len(np.unique(units))} {unit}s with replacement"
+            if settings.bootstrap else "no bootstrap")
         summary = paper_summary(f"w2vlens: pair {pair} on {data_name}", *tables.values(), silence, protocol)
+        summary += uncertainty_summary(tables["table1"], table3, tests, design, bands, settings.seeds)
         summary += characters_summary(report)
         result.texts["summary.md"] = summary
         log.info("summary:\n%s", summary)
@@ -208,8 +245,7 @@ def characters(result: Result, settings: PaperConfig, clusters: dict[str, np.nda
     """Table 4 (pre-trained clusters vs characters), Table 5 (fine-tuned per-character accuracy
     against the chosen reference) and the correlations between them and character frequency in
     `finetuning_texts`, all through `w2vlens.tables`."""
-    label_ids = (aligned_label_ids(labels.aligned, vocabulary) if settings.character_labels == "aligned"
-                 else labels.pseudo)
+    label_ids = character_label_ids(settings, labels, vocabulary)
     table4 = paper_tables.table4(clusters["pretrained"], label_ids, vocabulary, blank=BLANK_LABEL,
                                  bands=[tuple(band) for band in settings.accuracy_bands])
     accuracy4 = pd.DataFrame({"frames": table4.frames, "modal_cluster": table4.modal_cluster,
@@ -308,3 +344,69 @@ def annotators(result: Result, settings: PaperConfig, embeddings: np.ndarray, cl
         probe.balanced.probe.confusion, "Mistake classifier with balanced class weights (our extra)"), FORMATS)
     return {"probe": probe, "distances": distances, "distances_by_placement": by_placement,
             "deletions_on_pauses": settings.deletions_on_pauses}
+
+
+def bootstrap_units(frames: pd.DataFrame, unit: str) -> tuple[np.ndarray, str]:
+    """Each frame's bootstrap unit and the unit's name: its utterance, or its speaker (`speaker`
+    column; an utterance without one is its own unit). `auto` takes speakers when the corpus names
+    at least MIN_SPEAKERS of them: with fewer, a resample of speakers is too coarse to be trusted
+    (the percentile interval of a handful of clusters is too narrow), and utterances are taken."""
+    utterances = frames["utterance"].astype(str).to_numpy()
+    speakers = frames["speaker"] if "speaker" in frames.columns else None
+    if unit == "speaker" and speakers is None:
+        raise W2VLensError("paper.bootstrap_unit=speaker: the corpus has no speaker column; use utterance or auto")
+    if unit == "speaker" or (unit == "auto" and speakers is not None and speakers.nunique() >= MIN_SPEAKERS):
+        labelled = ("speaker:" + speakers.astype(str)).where(speakers.notna(),
+                                                             "utterance:" + frames["utterance"].astype(str))
+        return labelled.to_numpy(dtype=str), "speaker"
+    return utterances, "utterance"
+
+
+def uncertain_scores(reference: np.ndarray, compared: np.ndarray, units: np.ndarray, resamples: int, seed: int,
+                     title: str) -> dict[str, float]:
+    """AMI, homogeneity and completeness of `compared` (seeds x frames) against `reference` (frames,
+    or seeds x frames): the mean over seeds under the metric's name, and `<metric>_std`, `_min`,
+    `_max` and the bootstrap interval `_low`, `_high` (NaN without resamples)."""
+    table = paper_tables.table1_intervals(reference, compared, units, resamples, seed)
+    scores = {metric: float(table.loc[metric, "mean"]) for metric in SCORES}
+    scores |= {f"{metric}_{column}": float(table.loc[metric, column]) for metric in SCORES
+               for column in ("std", "min", "max", "low", "high")}
+    log.info("%s: %s", title, ", ".join(
+        f"{metric}={scores[metric]:.3f} ± {scores[metric + '_std']:.3f} [{scores[metric + '_low']:.3f}, "
+        f"{scores[metric + '_high']:.3f}]" for metric in SCORES))
+    return scores
+
+
+def seeded_views(seeded: dict[tuple[str, str], np.ndarray], clustering: str) -> list[str]:
+    return [view for view, variant in seeded if variant == clustering]
+
+
+def paired_tests(result: Result, labels: np.ndarray, seeded: dict[tuple[str, str], np.ndarray], clustering: str,
+                 units: np.ndarray, resamples: int, seed: int) -> pd.DataFrame:
+    """Table 1's comparisons as paired bootstrap tests of AMI against the pseudo-labels: fine-tuned
+    minus pre-trained (the run's clustering), and spherical minus the run's K-means on the fine-tuned view;
+    metrics `table1/<name>_ami` and `_ami_p`, rows with the interval in `tables/table1_tests.json`."""
+    pairs = {("finetuned_minus_pretrained", "fine-tuned − pre-trained"):
+             (("finetuned", clustering), ("pretrained", clustering)),
+             ("finetuned_spherical_minus_kmeans", "fine-tuned spherical − K-means"):
+             (("finetuned", "spherical"), ("finetuned", clustering))}
+    rows = []
+    for (name, words), (first, second) in pairs.items():
+        if not resamples or first not in seeded or second not in seeded or first == second:
+            continue
+        test = paper_tables.paired_bootstrap((labels, seeded[first]), (labels, seeded[second]), units, "ami",
+                                             resamples, seed)
+        result.metrics |= {f"table1/{name}_ami": test["difference"], f"table1/{name}_ami_p": test["p_value"]}
+        log.info("%s AMI %.3f [%.3f, %.3f], p = %.4f (paired bootstrap)", words, test["difference"], test["low"],
+                 test["high"], test["p_value"])
+        rows.append({"comparison": words, "metric": "ami", **test})
+    tests = pd.DataFrame(rows, columns=["comparison", "metric", "difference", "low", "high", "p_value", "resamples"])
+    if len(tests):
+        result.tables["tables/table1_tests.json"] = tests
+    return tests
+
+
+def character_label_ids(settings: PaperConfig, labels: FrameLabels, vocabulary: list[str]) -> np.ndarray:
+    """Table 4's per-frame labels: the pseudo-labels, or the forced alignment's (paper.character_labels)."""
+    return (aligned_label_ids(labels.aligned, vocabulary) if settings.character_labels == "aligned"
+            else labels.pseudo)
