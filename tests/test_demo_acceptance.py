@@ -49,7 +49,7 @@ def test_paper_experiment_on_the_demo(demo_work: Path) -> None:
     first = seeds[seeds["seed"] == seeds["seed"].min()].set_index(["view", "clustering"])["ami"]
     for run_name, ami in TABLE1_AMI.items():
         assert first[tuple(run_name.split("_"))] == pytest.approx(ami, abs=0.002), run_name
-        mean = seeds.query(f"view + '_' + clustering == '{run_name}'")["ami"].mean()
+        mean = seeds[seeds["view"] + "_" + seeds["clustering"] == run_name]["ami"].mean()
         assert record[f"metrics.table1/{run_name}_ami"] == pytest.approx(mean), run_name
     # the paper's comparison as a test: fine-tuning's gain survives other seeds and utterances
     assert record["metrics.table1/finetuned_minus_pretrained_ami"] >= 0.2
