@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra overrides in ARGS="..."
 	$(PY) -m run $(ARGS)
 
-test: setup ## Run the fast test suite (offline, tiny random checkpoints)
-	$(PY) -m pytest -q
+test: setup ## Run the fast test suite (offline, tiny random checkpoints; two pytest workers)
+	$(PY) -m pytest -q -n 2
 
 test-slow: setup ## The slow acceptance tests: the demo's numbers end to end (about 20 min on 2 cores)
 	$(PY) -m pytest -q -m slow
