@@ -26,7 +26,7 @@ run: setup ## Run the main job (demo data, fine-tuned model, K-means); extra ove
 test: setup ## Run the fast test suite (offline, tiny random checkpoints; two pytest workers)
 	$(PY) -m pytest -q -n 2
 
-test-slow: setup ## The slow acceptance tests: the demo's numbers end to end (about 20 min on 2 cores)
+test-slow: setup ## The slow acceptance tests: the demo's numbers end to end (about 22 min on 2 cores)
 	$(PY) -m pytest -q -m slow
 
 test-slurm: setup ## Sharded extraction and a sweep on a local one-node SLURM (root; installs it; else skips)
