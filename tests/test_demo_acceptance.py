@@ -79,7 +79,11 @@ def test_an_approximate_neighbour_graph_keeps_table2(demo_work: Path) -> None:
     amis = [column for column in exact.index if column.startswith("metrics.table2/") and column.endswith("_ami")]
     assert len(amis) == 9
     for column in amis:
-        assert approximate[column] == pytest.approx(exact[column], abs=0.01), column
+        # openTSNE is not bit-reproducible (two fits of the same data and graph differ by 6e-7 after
+        # 400 iterations), and on the demo two exact-graph runs moved t-SNE's AMI by up to 0.008:
+        # t-SNE gets that noise on top of the 0.01 the graph may cost
+        tolerance = 0.015 if "_tsne_" in column else 0.01
+        assert approximate[column] == pytest.approx(exact[column], abs=tolerance), column
     for view in ("cnn", "pretrained", "finetuned"):
         assert exact[f"metrics.table2/{view}_knn_recall"] == 1.0
         assert approximate[f"metrics.table2/{view}_knn_recall"] >= 0.95
