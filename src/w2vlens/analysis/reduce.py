@@ -258,8 +258,9 @@ def _torch_neighbours(database: np.ndarray, queries: np.ndarray, k: int, device:
     """(ids, squared Euclidean distances) of each query's k nearest database rows, exactly, with
     torch on `device`: the database stays on the device, the queries go through in chunks whose
     distance matrix fits the memory budget, products in full fp32 (TF32 could reorder near ties).
-    Written by hand rather than with FAISS's GPU build (`faiss-gpu` on PyPI), which would tie the
-    install to one CUDA version; torch is here anyway."""
+    Written with torch, which every install has and which runs on any GPU it sees, rather than with
+    FAISS's GPU build (`faiss-gpu` on PyPI, the optional `gpu` extra), so that the exact graph needs
+    no optional package and its chunks follow the same memory budget as the torch K-means."""
     points = torch.from_numpy(database).to(device)
     norms = torch.linalg.vector_norm(points, dim=1) ** 2
     available = memory_budget(device, budget) - points.numel() * 4
