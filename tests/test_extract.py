@@ -12,7 +12,7 @@ from w2vlens.embeddings import extract as extract_module
 from w2vlens.embeddings.extract import extract
 from w2vlens.embeddings.models import load_checkpoint
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import BLANK_LABEL
+from w2vlens.labelling.names import BLANK_LABEL
 
 CPU = torch.device("cpu")
 

@@ -29,7 +29,7 @@ from w2vlens.corpora.corpus import Corpus, Utterance
 from w2vlens.embeddings.extract import extract
 from w2vlens.embeddings.models import load_checkpoint
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import BLANK_LABEL
+from w2vlens.labelling.names import BLANK_LABEL
 
 CPU = torch.device("cpu")
 TINY = dict(vocab_size=3 + len(ALPHABET), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from w2vlens.labelling.names import SILENCE_LABEL
 from w2vlens.labelling.silence import pause_frames, pause_gaps, score_silence, split_blank
-from w2vlens.labels import SILENCE_LABEL
 
 VOCABULARY = ["blank", "|", "a", "b"]
 BLANK, DELIMITER = 0, 1

@@ -31,16 +31,16 @@ from w2vlens.analysis.characters import majority_mapping, per_character_accuracy
 from w2vlens.analysis.correlate import character_correlations
 from w2vlens.analysis.faithfulness import cluster_agreement
 from w2vlens.analysis.intervals import paired_difference, score_intervals, spread
-from w2vlens.analysis.metrics import character_error_rate, clustering_scores
+from w2vlens.analysis.metrics import SCORES, character_error_rate, clustering_scores
 from w2vlens.corpora.text import normalize_text
 from w2vlens.errors import W2VLensError
+from w2vlens.labelling.names import BLANK_LABEL, WORD_DELIMITER
 from w2vlens.labelling.transcripts import (
     ErrorFrames,
     per_character_accuracy_vs_reference,
     percentile_groups,
 )
 from w2vlens.labelling.transcripts import error_frames as _error_frames
-from w2vlens.labels import BLANK_LABEL, SCORES, WORD_DELIMITER
 
 DEFAULT_BANDS = ((0.0, 0.2), (0.2, 0.3), (0.3, 1.0))
 

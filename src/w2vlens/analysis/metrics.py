@@ -7,6 +7,8 @@ import pandas as pd
 from rapidfuzz.distance import Levenshtein
 from sklearn import metrics
 
+SCORES = ("ami", "homogeneity", "completeness")  # the paper's scores (Tables 1-3), in its order
+
 
 def clustering_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
     """AMI, homogeneity and completeness as in the paper, plus NMI, ARI and V-measure."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from w2vlens.labels import WORD_DELIMITER
+from w2vlens.labelling.names import WORD_DELIMITER
 
 _PUNCTUATION = re.compile(r"[^\w\s']|_")
 _SPACES = re.compile(r"\s+")

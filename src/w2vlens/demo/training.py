@@ -41,7 +41,7 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
 from w2vlens.corpora.text import normalize_text
 from w2vlens.demo.corpus import SAMPLE_RATE, build_demo_corpus
 from w2vlens.demo.sentences import FINNISH_ALPHABET
-from w2vlens.labels import WORD_DELIMITER
+from w2vlens.labelling.names import WORD_DELIMITER
 
 logger = logging.getLogger(__name__)
 

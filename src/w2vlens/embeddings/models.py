@@ -25,7 +25,7 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import BLANK_LABEL
+from w2vlens.labelling.names import BLANK_LABEL
 
 log = logging.getLogger(__name__)
 

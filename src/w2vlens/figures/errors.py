@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import CORRECT, UNANNOTATED
+from w2vlens.labelling.names import CORRECT, UNANNOTATED
 from w2vlens.result import FIGURE_DPI
 
 CORRECT_COLOUR = "#d9d9d9"

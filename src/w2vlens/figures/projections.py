@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import shown_label
+from w2vlens.labelling.names import shown_label
 
 SPECIAL_COLOURS = {"silence": "#1a1a1a", "blank": "#b0b0b0"}
 LEGEND_ENTRIES = 60  # more categories than this are drawn but only the most frequent are listed

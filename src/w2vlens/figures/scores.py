@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from w2vlens.figures.projections import DPI
-from w2vlens.labels import shown_label
+from w2vlens.labelling.names import shown_label
 
 
 def contingency_heatmap(table: pd.DataFrame, title: str) -> Figure:

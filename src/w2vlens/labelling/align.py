@@ -19,7 +19,7 @@ import numpy as np
 
 from w2vlens.corpora.text import characters_outside, normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import WORD_DELIMITER
+from w2vlens.labelling.names import WORD_DELIMITER
 
 
 class AlignmentError(W2VLensError):

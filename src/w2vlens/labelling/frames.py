@@ -19,9 +19,9 @@ from w2vlens.corpora.text import normalize_text
 from w2vlens.embeddings.store import spans
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.align import AlignmentError, encode_transcript, forced_align
+from w2vlens.labelling.names import BLANK_LABEL, SILENCE_LABEL, UNALIGNED, WORD_DELIMITER
 from w2vlens.labelling.silence import pause_frames, score_silence, split_blank
 from w2vlens.labelling.transcripts import ErrorFrames, annotator_columns, greedy_transcript
-from w2vlens.labels import BLANK_LABEL, SILENCE_LABEL, UNALIGNED, WORD_DELIMITER
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import SILENCE_LABEL
+from w2vlens.labelling.names import SILENCE_LABEL
 
 FRAME_SECONDS = 0.02  # wav2vec2's frame rate: one output frame per 20 ms of audio
 

@@ -38,7 +38,7 @@ from rapidfuzz.distance import Levenshtein
 from w2vlens.corpora.corpus import ANNOTATOR_PREFIX
 from w2vlens.corpora.text import characters_outside, normalize_text
 from w2vlens.errors import W2VLensError
-from w2vlens.labels import BLANK_LABEL, CORRECT, UNANNOTATED, WORD_DELIMITER
+from w2vlens.labelling.names import BLANK_LABEL, CORRECT, UNANNOTATED, WORD_DELIMITER
 
 log = logging.getLogger(__name__)
 UNKNOWN_CHARACTER = "\ufffd"  # what a multi-character token such as <unk> emits: one character, one span

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 
 from w2vlens.analysis.compare import linear_cka
-from w2vlens.analysis.metrics import clustering_scores
+from w2vlens.analysis.metrics import SCORES, clustering_scores
 from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.figures import layer_curves
 from w2vlens.labelling.frames import FrameLabels
-from w2vlens.labels import SCORES
 from w2vlens.pipelines.view import KMeansFactory
 from w2vlens.result import Result
 

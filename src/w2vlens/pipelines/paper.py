@@ -24,6 +24,7 @@ from w2vlens.analysis.characters import majority_blank_clusters
 from w2vlens.analysis.compare import view_comparison
 from w2vlens.analysis.correlate import character_frequencies
 from w2vlens.analysis.faithfulness import projection_faithfulness
+from w2vlens.analysis.metrics import SCORES
 from w2vlens.analysis.probe import mistake_probe
 from w2vlens.analysis.reduce import KNNGraph, shared_knn_graphs
 from w2vlens.config import FaithfulnessConfig, ListenConfig, PaperConfig
@@ -37,7 +38,7 @@ from w2vlens.labelling.frames import (
     greedy_hypotheses,
     reference_column,
 )
-from w2vlens.labels import BLANK_LABEL, SCORES, SILENCE_LABEL
+from w2vlens.labelling.names import BLANK_LABEL, SILENCE_LABEL
 from w2vlens.pipelines.view import KMeansFactory, add_cluster_audio, score_clusters, view_title
 from w2vlens.result import Result
 from w2vlens.summary import characters_summary, paper_summary, uncertainty_summary

@@ -1,7 +1,8 @@
-"""The names every module agrees on: frame label names and the clustering scores' metric names.
+"""The label names every module agrees on (frame labels, Figure 2's categories) and how figures
+write them.
 
-Defined once here (a module without imports) so that reading a label name never pulls in torch or
-transformers.
+Defined once here (a module without imports, in a package whose `__init__` imports nothing) so that
+reading a label name never pulls in torch or transformers.
 """
 
 BLANK_LABEL = "blank"  # CTC blank: models.py renames the checkpoint's pad token to this
@@ -12,8 +13,6 @@ CORRECT = "correct"  # Figure 2: no annotator calls the frame's character a mist
 UNANNOTATED = "unannotated"  # Figure 2: the frame's utterance has no annotator transcript
 
 WORD_DELIMITER_SHOWN = "\u2423"  # how figures write `|`: a bare bar is hard to tell from `l` in small print
-
-SCORES = ("ami", "homogeneity", "completeness")  # the paper's scores (Tables 1-3), in its order
 
 
 def shown_label(label: object) -> str:
