@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from w2vlens import tables
+from w2vlens.analysis.characters import is_character
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.frames import FrameLabels, annotator_errors, reference_column
 
@@ -104,7 +105,7 @@ def test_cluster_decoding_spells_the_delimiter_as_nothing_as_the_authors_tokeniz
 
 
 def test_only_letters_are_characters() -> None:
-    assert [t for t in ["<pad>", "<unk>", "|", "-", "'", "a", "ä"] if tables.is_character(t, "<pad>")] == ["a", "ä"]
+    assert [t for t in ["<pad>", "<unk>", "|", "-", "'", "a", "ä"] if is_character(t, "<pad>")] == ["a", "ä"]
     vocabulary = VOCABULARY + ["-"]
     assert "-" not in tables.table4(CLUSTERS, LABELS, vocabulary).absent
 

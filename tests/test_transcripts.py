@@ -12,7 +12,7 @@ from w2vlens.labelling.transcripts import (
     annotator_error_counts,
     char_alignment,
     check_annotators,
-    error_categories,
+    count_categories,
     error_frames,
     frame_error_counts,
     greedy_transcript,
@@ -47,7 +47,7 @@ def test_annotator_counts_with_a_deletion_carried_to_gap_frames() -> None:
     assert counts.n_annotators == 3
     frames = frame_error_counts(len(KTA), spans, counts.char_counts, counts.deletion_counts)
     assert frames.tolist() == [0, 0, 0, 1, 1, 0, 1, 1, 0]  # the deletion lands on the blanks between k and t
-    assert error_categories(frames, 3).tolist() == ["correct"] * 3 + ["1/3"] * 2 + ["correct", "1/3", "1/3",
+    assert count_categories(frames, 3).tolist() == ["correct"] * 3 + ["1/3"] * 2 + ["correct", "1/3", "1/3",
                                                                                     "correct"]
     # a deletion between t and a, whose spans touch, goes to the frames of the a after it
     gap = annotator_error_counts(text, ["ktxa", "ktxa"])

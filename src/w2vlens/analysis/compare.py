@@ -1,14 +1,16 @@
-"""Comparing two models' views of the same frames beside paper Table 3 (whose clustering scores are
-`w2vlens.tables.table3`): representation similarity by linear CKA."""
+"""Comparing views of the same frames (paper Table 3): their clusterings scored against each other,
+the later view's as the reference, and representation similarity by linear CKA."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+from w2vlens.analysis.metrics import SCORES, clustering_scores
 from w2vlens.analysis.reduce import sample_rows
 from w2vlens.errors import W2VLensError
-from w2vlens.tables import table3
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray, max_points: int | None = 10_000, seed: int = 0) -> float:
@@ -32,11 +34,30 @@ def linear_cka(X: np.ndarray, Y: np.ndarray, max_points: int | None = 10_000, se
     return float(np.linalg.norm(y.T @ x) ** 2 / denominator)
 
 
+def clustering_comparison(clusterings: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Paper Table 3: every pair of clusterings of the same frames, indexed by (earlier, later) names in
+    the mapping's order, with the later view as the reference, as the authors' `f(later, earlier)`
+    (pre vs CNN, fine vs CNN, fine vs pre): homogeneity is high when each cluster of the earlier
+    view holds frames of one later cluster, completeness when each later cluster stays in one
+    earlier cluster. Columns `ami`, `homogeneity`, `completeness`."""
+    names = list(clusterings)
+    lengths = {name: len(clusterings[name]) for name in names}
+    if len(set(lengths.values())) > 1:
+        raise W2VLensError(f"clusterings cover different numbers of frames: {lengths}")
+    rows = {}
+    for i, earlier in enumerate(names):
+        for later in names[i + 1 :]:
+            scores = clustering_scores(np.asarray(clusterings[later]), np.asarray(clusterings[earlier]))
+            rows[earlier, later] = {metric: scores[metric] for metric in SCORES}
+    index = pd.MultiIndex.from_tuples(list(rows), names=["earlier", "later"])
+    return pd.DataFrame(list(rows.values()), index=index, columns=list(SCORES))
+
+
 def view_comparison(embeddings: dict[str, np.ndarray], clusters: dict[str, np.ndarray],
                     cka_points: int, seed: int) -> pd.DataFrame:
-    """Paper Table 3 (`w2vlens.tables.table3`: the later view's clusters are the reference) with
+    """Paper Table 3 (`clustering_comparison`: the later view's clusters are the reference) with
     columns `earlier`, `later`, AMI, homogeneity, completeness, plus linear CKA of the embeddings."""
-    table = table3(clusters).reset_index()
+    table = clustering_comparison(clusters).reset_index()
     table["linear_cka"] = [linear_cka(embeddings[row.earlier], embeddings[row.later], max_points=cka_points, seed=seed)
                            for row in table.itertuples()]
     return table

@@ -91,14 +91,27 @@ def _neighbours(points: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(ids, np.argsort(is_self, axis=1, kind="stable"), axis=1)[:, :k]
 
 
+def neighbourhood_scores(embeddings: np.ndarray, coords: np.ndarray, neighbours: int, sample: int,
+                         seed: int) -> dict[str, float]:
+    """Trustworthiness, continuity and kNN preservation of the `neighbours`-neighbourhoods, on the
+    same `sample` rows."""
+    return {
+        "trustworthiness": trustworthiness(embeddings, coords, k=neighbours, sample=sample, seed=seed),
+        "continuity": continuity(embeddings, coords, k=neighbours, sample=sample, seed=seed),
+        "knn_preservation": knn_preservation(embeddings, coords, k=neighbours, sample=sample, seed=seed),
+    }
+
+
+def projection_scores(agreement: dict[str, float], neighbourhood: dict[str, float]) -> dict[str, float]:
+    """One projection's scores as runs log them: the cluster agreement as `projection_<score>`, then
+    the neighbourhood scores."""
+    return {f"projection_{name}": value for name, value in agreement.items()} | neighbourhood
+
+
 def projection_faithfulness(embeddings: np.ndarray, coords: np.ndarray, raw_clusters: np.ndarray,
                             neighbours: int, sample: int, seed: int,
                             kmeans: Callable[..., object] | None = None) -> dict[str, float]:
     """What the 2-D coordinates keep of the embeddings (paper Table 2, with the run's K-means
     `kmeans`, and the neighbourhood scores)."""
     agreement = cluster_agreement(np.asarray(raw_clusters), np.asarray(coords), seed=seed, kmeans=kmeans)
-    return {f"projection_{name}": value for name, value in agreement.items()} | {
-        "trustworthiness": trustworthiness(embeddings, coords, k=neighbours, sample=sample, seed=seed),
-        "continuity": continuity(embeddings, coords, k=neighbours, sample=sample, seed=seed),
-        "knn_preservation": knn_preservation(embeddings, coords, k=neighbours, sample=sample, seed=seed),
-    }
+    return projection_scores(agreement, neighbourhood_scores(embeddings, coords, neighbours, sample, seed))

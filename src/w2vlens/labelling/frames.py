@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from w2vlens import tables as paper_tables
 from w2vlens.analysis.metrics import character_error_rate
 from w2vlens.corpora.corpus import ANNOTATOR_PREFIX
 from w2vlens.corpora.text import normalize_text
@@ -21,7 +20,7 @@ from w2vlens.errors import W2VLensError
 from w2vlens.labelling.align import AlignmentError, encode_transcript, forced_align
 from w2vlens.labelling.names import BLANK_LABEL, SILENCE_LABEL, UNALIGNED, WORD_DELIMITER
 from w2vlens.labelling.silence import pause_frames, score_silence, split_blank
-from w2vlens.labelling.transcripts import ErrorFrames, annotator_columns, greedy_transcript
+from w2vlens.labelling.transcripts import ErrorFrames, annotator_columns, annotator_error_frames, greedy_transcript
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ def annotator_errors(labels: FrameLabels, vocabulary: list[str], utterances: pd.
     columns = annotator_columns(utterances)
     if not columns:
         return None
-    return paper_tables.error_categories(
+    return annotator_error_frames(
         labels.pseudo, vocabulary, utterances["offset"].tolist(), {c: utterances[c].tolist() for c in columns},
         pauses=None if on_pauses else labels.classes == SILENCE_LABEL, blank=BLANK_LABEL,
         ids=utterances["id"].astype(str).tolist())

@@ -28,7 +28,7 @@ so such an utterance's counts run over fewer than K annotators.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -225,7 +225,7 @@ def error_category_names(n_annotators: int) -> list[str]:
     return [CORRECT] + [f"{k}/{n_annotators}" for k in range(1, n_annotators + 1)]
 
 
-def error_categories(counts: np.ndarray, n_annotators: int) -> np.ndarray:
+def count_categories(counts: np.ndarray, n_annotators: int) -> np.ndarray:
     """Per-frame category names for annotator error counts; -1 marks unannotated frames."""
     counts = np.asarray(counts)
     if counts.size and counts.max() > n_annotators:
@@ -298,4 +298,34 @@ def error_frames(pseudo: np.ndarray, vocabulary: Sequence[str], utterances: pd.D
         counts[start : start + length] = frame_error_counts(
             length, spans, judged.char_counts, judged.deletion_counts,
             None if pauses is None else pauses[start : start + length])
-    return ErrorFrames(counts, error_categories(counts, len(columns)), len(columns), warnings)
+    return ErrorFrames(counts, count_categories(counts, len(columns)), len(columns), warnings)
+
+
+def annotator_error_frames(predictions: np.ndarray, vocabulary: Sequence[str], offsets: Sequence[int],
+                           annotators: Mapping[str, Sequence[str | None]], pauses: np.ndarray | None = None,
+                           blank: str = "<pad>", ids: Sequence[str] | None = None) -> ErrorFrames:
+    """Figure 2: per frame, how many annotators' transcripts mark the greedy character it belongs
+    to as a mistake (substituted or inserted), -1 for frames of utterances no annotator transcribed.
+
+    `predictions` are the fine-tuned model's per-frame CTC ids, `offsets` the utterances' first
+    frames (each runs to the next offset), `annotators` one transcript per utterance for each
+    annotator. A deletion (an annotator hears characters the model did not emit) is put on the
+    blank frames between the two predicted characters around it, leaving out `pauses` (per-frame
+    booleans: the silence split's `silence` frames); a gap with no such frame hands it to the
+    character after it. Without `pauses`, it covers every blank frame between them, pauses
+    included, as the authors' released categories do. Categories: "correct", "k/K" for k of K
+    annotators, "unannotated". `ids` name the utterances in warnings."""
+    predictions = np.asarray(predictions)
+    bounds = [int(offset) for offset in offsets] + [len(predictions)]
+    if any(a > b for a, b in zip(bounds[:-1], bounds[1:], strict=True)):
+        raise W2VLensError(f"utterance offsets must increase within the {len(predictions)} frames")
+    names = list(ids) if ids is not None else [f"utterance {i}" for i in range(len(offsets))]
+    table = pd.DataFrame({"id": names, "offset": bounds[:-1],
+                          "n_frames": np.diff(bounds)})
+    for name, transcripts in annotators.items():
+        if len(transcripts) != len(table):
+            raise W2VLensError(f"annotator {name!r}: {len(transcripts)} transcripts for {len(table)} utterances")
+        column = name if str(name).startswith("annotator_") else f"annotator_{name}"
+        table[column] = list(transcripts)
+    tokens = [token if token != blank else BLANK_LABEL for token in vocabulary]
+    return error_frames(predictions, tokens, table, pauses)

@@ -20,10 +20,10 @@ import pandas as pd
 from pytorch_lightning.loggers import Logger
 
 from w2vlens import tables as paper_tables
-from w2vlens.analysis.characters import majority_blank_clusters
+from w2vlens.analysis.characters import is_character, majority_blank_clusters
 from w2vlens.analysis.compare import view_comparison
 from w2vlens.analysis.correlate import character_frequencies
-from w2vlens.analysis.faithfulness import projection_faithfulness
+from w2vlens.analysis.faithfulness import neighbourhood_scores, projection_scores
 from w2vlens.analysis.metrics import SCORES
 from w2vlens.analysis.probe import mistake_probe
 from w2vlens.analysis.reduce import KNNGraph, shared_knn_graphs
@@ -106,8 +106,10 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
             for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
                 coords[name, projection_name] = projection.fit_transform(embeddings[name], labels=labels.classes,
                                                                          knn=graph)
-                lost = projection_faithfulness(embeddings[name], coords[name, projection_name], clusters[name],
-                                               faithfulness.neighbours, faithfulness.sample, seed, kmeans)
+                lost = projection_scores(
+                    paper_tables.table2(clusters[name], coords[name, projection_name], seed, kmeans),
+                    neighbourhood_scores(embeddings[name], coords[name, projection_name], faithfulness.neighbours,
+                                         faithfulness.sample, seed))
                 result.metrics[f"table2/{name}_{projection_name}_ami"] = lost["projection_ami"]
                 table2.append({"view": name, "projection": projection_name, **lost, **knn_columns(graph)})
                 log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
@@ -272,7 +274,7 @@ def characters(result: Result, settings: PaperConfig, clusters: dict[str, np.nda
     report: dict[str, object] = {"table4": table4, "cluster_cer": cluster_cer, "cluster_cer_spaced": spaced_cer,
                                  "majority_blank_clusters": majority}
     reference, rule = reference_column(utterances, settings.reference)
-    letters = [token for token in vocabulary if paper_tables.is_character(token, BLANK_LABEL)]
+    letters = [token for token in vocabulary if is_character(token, BLANK_LABEL)]
     frames = table4.frames.reindex(letters, fill_value=0)
     frequent = paper_tables.frequent_characters(frames, settings.min_char_frames)
     table5 = paper_tables.table5(greedy_hypotheses(labels.pseudo, vocabulary, utterances),
