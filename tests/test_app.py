@@ -354,7 +354,7 @@ def test_sweep_presets_and_launchers_compose(preset: str, params: dict[str, str]
 
 
 def test_k_scale_multiplies_the_papers_k() -> None:
-    from w2vlens.app import resolve_k
+    from w2vlens.analysis.cluster import resolve_k
 
     vocabulary = ["blank"] + list("abcdefghijklmnopqrstuvwxyzåäö|")
     assert [resolve_k("auto", vocabulary, scale) for scale in (0.5, 1, 2)] == [16, 32, 64]

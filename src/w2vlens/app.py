@@ -1,32 +1,25 @@
-"""The entry point's wiring: reads the Hydra config, builds the corpus, the stores, the estimators
-and the pipeline the `analysis` names (`w2vlens.pipelines`), runs it and hands its result to the
-tracker. Only this module reads the config; pipelines and stages get plain values."""
+"""The entry point's wiring: reads the Hydra config, builds the views, the pair, the corpus, the
+estimators and the pipeline that `analysis` chooses (conf/analysis/), runs the load-extract-label
+stage (`w2vlens.pipelines.inputs`) and the pipeline, and hands their results to the tracker. Only
+this module reads the config; stages and pipelines get plain values."""
 
 from __future__ import annotations
 
 import logging
-import time
 from functools import partial
 from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from w2vlens import tracking
-from w2vlens.corpora.corpus import Corpus, load_manifest
-from w2vlens.corpora.text import characters_outside, normalize_text
-from w2vlens.embeddings.extract import Shard, checkpoint_arrays, extract, resolve_storage_dtype
-from w2vlens.embeddings.models import Checkpoint, load_checkpoint, resolve_device, resolve_dtype
-from w2vlens.embeddings.store import EmbeddingStore, layer_name
+from w2vlens.analysis.cluster import resolve_k
+from w2vlens.corpora.corpus import Corpus
+from w2vlens.embeddings.views import View, layer_tag, needed_arrays, shard_views
 from w2vlens.errors import W2VLensError
-from w2vlens.labelling.frames import label_frames, silence_scores
-from w2vlens.pipelines.layers import run_layers
-from w2vlens.pipelines.paper import PaperView, run_paper
-from w2vlens.pipelines.view import Projected, run_view
-from w2vlens.result import Result
+from w2vlens.pipelines.inputs import check_transcripts, extract_shard, load_pair, prepare_inputs
 from w2vlens.ui import run_url
 from w2vlens.validation import check_config
 
@@ -43,252 +36,47 @@ def build(config: DictConfig, **kwargs: object) -> object:
         raise
 
 
-def check_transcripts(corpus: Corpus, vocabulary: list[str]) -> None:
-    """Fails on the first reference transcript with characters the CTC vocabulary lacks."""
-    known = set(vocabulary)
-    for utt in corpus.utterances:
-        if utt.text is None:
-            continue
-        missing = characters_outside(normalize_text(utt.text), known)
-        if missing:
-            raise W2VLensError(
-                f"{utt.audio}: transcript of {utt.id!r} has characters outside the model's vocabulary: "
-                + " ".join(repr(ch) for ch in missing)
-            )
-
-
-def needed_arrays(cfg: DictConfig, views: dict[str, DictConfig], checkpoints: dict[str, Checkpoint]
-                  ) -> dict[str, set[str]]:
-    """The arrays each side's store must keep: what the views read (every layer and the CNN
-    baseline for `experiment=layers`), the fine-tuned logits (they label the frames), and
-    `extract.layers` on top (`all`: every view of both). A shard job, which cannot know the later
-    analysis, also keeps the CNN and `layer` of both sides."""
-    needed: dict[str, set[str]] = {side: set() for side in checkpoints}
-    needed["finetuned"].add("logits")
-    if cfg.extract.shard is not None:
-        needed["pretrained"].add("cnn")
-        for side, checkpoint in checkpoints.items():
-            needed[side] |= {name for name, _ in _layer_arrays(cfg.layer, checkpoint.num_layers, checkpoint.name)}
-    if cfg.analysis == "layers" and "pretrained" in checkpoints:
-        needed["pretrained"].add("cnn")  # the baseline every layer starts from
-    for view in views.values():
-        checkpoint = checkpoints[view.checkpoint]
-        if view.view == "cnn":
-            needed[view.checkpoint].add("cnn")
-            continue
-        layers = "all" if cfg.analysis == "layers" else view.layer  # experiment=layers scores every layer
-        needed[view.checkpoint] |= {name for name, _ in _layer_arrays(layers, checkpoint.num_layers, checkpoint.name)}
-    extra = cfg.extract.layers
-    for side, checkpoint in checkpoints.items():
-        if extra == "all":
-            needed[side] = set(checkpoint_arrays(checkpoint))
-        elif extra is not None:
-            needed[side] |= {name for name, _ in _layer_arrays(extra, checkpoint.num_layers, checkpoint.name,
-                                                                "extract.layers")}
-    return needed
-
-
-def load_checkpoints(cfg: DictConfig, sides: set[str]) -> dict[str, Checkpoint]:
-    """The pair's checkpoints (the fine-tuned one always: its logits label the frames), loaded
-    before any data work so that a bad one fails first."""
-    device = resolve_device(cfg.extract.device)
-    dtype = resolve_dtype(cfg.extract.dtype, device)
-    checkpoints = {"finetuned": load_checkpoint(cfg.pair.finetuned, require_ctc=True, device=device, dtype=dtype)}
-    if "pretrained" in sides:
-        checkpoints["pretrained"] = load_checkpoint(cfg.pair.pretrained, require_ctc=False, device=device,
-                                                    dtype=dtype)
-    return checkpoints
-
-
-def extract_stores(cfg: DictConfig, corpus: Corpus, checkpoints: dict[str, Checkpoint],
-                   views: dict[str, DictConfig]) -> tuple[dict[str, EmbeddingStore | None], dict[str, bool]]:
-    """Extracts (or reuses, or extends) each checkpoint's store with the arrays `views` read.
-    Returns the stores (joined with the corpus's transcripts and metadata) and which were cache
-    hits. With `extract.shard` set, only that shard is extracted, and a store is None until all are."""
-    settings = cfg.extract
-    dtype = resolve_dtype(settings.dtype, resolve_device(settings.device))
-    shard = None if settings.shard is None else Shard(settings.shard, settings.num_shards)
-    needed = needed_arrays(cfg, views, checkpoints)
-    stores, hits = {}, {}
-    for side in ("finetuned", "pretrained"):
-        if side in checkpoints:
-            stores[side], hits[side] = extract(
-                checkpoints[side], corpus, arrays=needed[side], cache_dir=Path(cfg.cache_dir), compute_dtype=dtype,
-                storage_dtype=resolve_storage_dtype(settings.storage_dtype, dtype),
-                batch_seconds=settings.batch_seconds, window_seconds=settings.window_seconds,
-                context_seconds=settings.context_seconds, chunk_seconds=settings.chunk_seconds, shard=shard,
-                verify=settings.verify, loader_workers=settings.loader_workers)
-    if "pretrained" in checkpoints and shard is None:
-        if stores["pretrained"].n_frames != stores["finetuned"].n_frames:
-            raise W2VLensError(
-                f"pair {cfg.pair.name}: {cfg.pair.pretrained} gives {stores['pretrained'].n_frames} frames but "
-                f"{cfg.pair.finetuned} gives {stores['finetuned'].n_frames}; a pair needs the same CNN frame rate"
-            )
-        if not stores["pretrained"].utterances()["id"].equals(stores["finetuned"].utterances()["id"]):
-            raise W2VLensError(f"pair {cfg.pair.name}: the two stores hold the utterances in different orders")
-    return stores, hits
-
-
-def _layer_arrays(layers: object, num_layers: int, model_name: str, key: str = "layer"
-                  ) -> list[tuple[str, int]]:
-    """(array name, layer index) for a layer spec: an index, a list of them, or `all`."""
-    if layers == "all":
-        layers = list(range(num_layers + 1))
-    elif not isinstance(layers, (list, ListConfig)):
-        layers = [layers]
-    names = []
-    for layer in layers:
-        try:
-            name = layer_name(int(layer), num_layers)
-        except (IndexError, ValueError):
-            raise W2VLensError(f"{key}={layer}: {model_name} has layers 0..{num_layers}") from None
-        names.append((name, int(name.split("_")[1])))
-    return names
-
-
-def view_arrays(view: DictConfig, checkpoint: Checkpoint) -> list[tuple[str, int | None]]:
-    """(array name, layer index) for each layer the view asks for; the CNN view has no layer."""
-    if view.view == "cnn":
-        return [("cnn", None)]
-    return _layer_arrays(view.layer, checkpoint.num_layers, checkpoint.name)
-
-
-def layer_tag(analysis: str, views: dict[str, DictConfig], checkpoints: dict[str, Checkpoint]) -> str:
-    """The MLflow `layer` tag: the layer index each view actually clusters ("cnn" for the CNN view,
-    "all" for the layer-wise analysis; several views as name=layer)."""
-    if analysis == "layers":
-        return "all"
-    tags = []
-    for view in views.values():
-        arrays = view_arrays(view, checkpoints[view.checkpoint])
-        if analysis == "paper":
-            arrays = arrays[-1:]  # the paper clusters the last requested layer of each view
-        tags.append(",".join("cnn" if layer is None else str(layer) for _, layer in arrays))
-    return tags[0] if len(tags) == 1 else " ".join(f"{name}={tag}" for name, tag in zip(views, tags, strict=True))
-
-
-def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
-    """`auto` is the number of CTC outputs plus one, as in the paper (blank splits in two), times
-    `scale`."""
-    if k == "auto":
-        return max(1, round((len(vocabulary) + 1) * scale))
-    return int(k)  # check_config has made sure it is a positive integer
-
-
-def run_name(analysis: str, view: str, layer: str, clustering: str, k: int, reduce: DictConfig | None) -> str:
-    """What the run ran, as its MLflow name: `finetuned layer 4 spherical k=33 umap`, `finetuned
-    layers 0,4 kmeans k=33`, `cnn kmeans k=33`, `paper kmeans+spherical k=33`."""
-    shown = view if analysis != "view" or layer == "cnn" else f"{view} layer{'s' if ',' in layer else ''} {layer}"
-    return " ".join([shown, clustering, f"k={k}"] + ([reduce.name] if reduce is not None else []))
-
-
-def projection_protocol(projections: DictConfig) -> dict[str, str]:
-    """How each projection of Table 2 was fitted, in words, for the summary: every frame (the
-    paper's protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
-    protocol = {}
-    for name, projection in projections.items():
-        settings = projection.projection
-        fitted = ("every frame" if settings.get("max_points") is None
-                  else f"a stratified sample of {settings.max_points:,} frames, the rest placed with transform")
-        details = [f"fitted on {fitted}"]
-        if settings.get("pca_components") is not None:
-            details.append(f"after PCA to {settings.pca_components} dims")
-        for key in ("perplexity", "n_iter", "early_exaggeration_iter", "n_neighbors", "min_dist", "metric",
-                    "n_epochs"):
-            if key in settings:
-                details.append(f"{key}={settings[key]}")
-        protocol[name] = ", ".join(details)
-    return protocol
-
-
-def finetuning_texts(source: str | None, corpus: Corpus) -> list[str] | None:
-    """Transcripts of the fine-tuning data for the character frequencies: `auto` is what the
-    corpus says its model was fine-tuned on (the demo's train split), else a manifest's texts."""
-    if source is None:
-        return None
-    if source == "auto":
-        if corpus.finetuning_texts is None:
-            log.warning("paper.finetuning_transcripts=auto: no fine-tuning transcripts known for this data; "
-                        "set it to a manifest of them for the frequency correlations")
-            return None
-        return corpus.finetuning_texts()
-    return [utt.text for utt in load_manifest(source).utterances if utt.text]
+def read_views(cfg: DictConfig) -> list[View]:
+    """The views the analysis reads; a shard job, which cannot know the later analysis, also keeps
+    the CNN and `layer` of both checkpoints."""
+    views = [View.parse(**OmegaConf.to_container(view, resolve=True)) for view in cfg.analysis.views]
+    return views + (shard_views(cfg.layer) if cfg.extract.shard is not None else [])
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """One job: extract, label, then score one view (the default), every layer of both models
-    (`experiment=layers`) or run the paper's whole analysis (`experiment=paper`). Returns the
-    headline metrics. An `extract.shard` job only extracts its shard, for both checkpoints of the pair,
-    and returns none."""
-    check_config(cfg)  # every value, before any work (w2vlens.validation)
+    """One job: load, extract and label, then run the analysis's pipeline: one view (the default),
+    every layer of both models (`experiment=layers`) or the paper's whole analysis
+    (`experiment=paper`). Returns the headline metrics. An `extract.shard` job only extracts its
+    shard, for both checkpoints of the pair, and returns none."""
+    check_config(cfg)  # every value, before any work (run.py has checked already; library callers too)
     experiment_id = tracking.configure(cfg.tracking.dir, cfg.tracking.experiment)
-    analysis = cfg.analysis
-    views = dict(cfg[analysis].views) if analysis in ("paper", "layers") else {cfg.model.name: cfg.model}
-    sharded = cfg.extract.shard is not None
-    sides = {view.checkpoint for view in views.values()} if not sharded else {"pretrained", "finetuned"}
-    checkpoints = load_checkpoints(cfg, sides)
-    needed_arrays(cfg, views, checkpoints)  # the layer indices against the checkpoints, before any data work
+    views = read_views(cfg)
+    pair = load_pair(cfg.pair.name, cfg.pair.finetuned, cfg.pair.pretrained, {view.side for view in views},
+                     cfg.extract.device, cfg.extract.dtype)
+    needed = needed_arrays(views, pair.checkpoints, cfg.extract.layers)  # layer indices checked, before data work
     corpus: Corpus = build(cfg.data)
-    check_transcripts(corpus, checkpoints["finetuned"].vocabulary)
-    if sharded:
-        stores, _ = extract_stores(cfg, corpus, checkpoints, views)
-        waiting = [side for side, store in stores.items() if store is None]
-        log.info("extract.shard=%s of %s extracted; %s", cfg.extract.shard, cfg.extract.num_shards,
-                 f"waiting for other shards: {', '.join(waiting)}" if waiting else "every store is complete")
+    check_transcripts(corpus, pair.vocabulary)
+    extraction, cache_dir = OmegaConf.to_object(cfg.extract), Path(cfg.cache_dir)
+    if cfg.extract.shard is not None:
+        extract_shard(pair, corpus, needed, extraction, cache_dir)
         return {}
-    k = resolve_k(cfg.cluster.k, checkpoints["finetuned"].vocabulary, cfg.cluster.k_scale)
-    name = cfg.model.name if analysis == "view" else analysis
-    clustering = cfg.cluster.name if analysis != "paper" else f"{cfg.cluster.name}+spherical"
-    layer = layer_tag(analysis, views, checkpoints)
-    tags = {"pair": cfg.pair.name, "view": name, "data": corpus.name, "git_commit": tracking.git_commit(),
-            "cluster": clustering, "layer": layer}
+    k = resolve_k(cfg.cluster.k, pair.vocabulary, cfg.cluster.k_scale)
+    tags = {"pair": cfg.pair.name, "data": corpus.name, "git_commit": tracking.git_commit(),
+            "layer": layer_tag(views, pair.checkpoints), **cfg.analysis.tags}
     if cfg.reduce is not None:
         tags["reduce"] = cfg.reduce.name
+    pipeline, settings = build(cfg.analysis.pipeline), build(cfg.analysis.settings, _convert_="object")
+    kmeans = partial(build, cfg.cluster.estimator)
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     # The run starts before extraction, so that its duration includes it.
-    with tracking.start_run(experiment_id, run_name(analysis, name, layer, clustering, k, cfg.reduce), tags) as active:
-        # A paper or layers run reads its views from its own section, not `model`: leave it out of the params.
-        tracking.log_config(cfg, output_dir, leave_out=("model",) if analysis != "view" else ())
-        started = time.perf_counter()
-        stores, hits = extract_stores(cfg, corpus, checkpoints, views)
-        mlflow.log_metric("extract_seconds", time.perf_counter() - started)
-        mlflow.log_metrics({f"cache_hit_{side}": float(hit) for side, hit in hits.items()})
-        finetuned = stores["finetuned"]
-        utterances = finetuned.utterances()
-        labels = label_frames(finetuned.array("logits"), utterances, finetuned.vocabulary, cfg.silence.min_frames)
-        mlflow.log_metrics({"frames": finetuned.n_frames, "utterances": len(corpus.utterances), "k": k,
-                            "alignment_skipped": len(labels.skipped)})
-        silence = silence_scores(labels.classes, utterances, finetuned.meta["frame_seconds"])
-        if silence is not None:
-            mlflow.log_metrics({f"silence_{metric}": value for metric, value in silence.items()})
-            log.info("silence split vs known pauses: %s", ", ".join(f"{m}={v:.3f}" for m, v in silence.items()))
-        kmeans = partial(build, cfg.cluster.estimator)
-        faithfulness = OmegaConf.to_object(cfg.faithfulness)
-        result: Result
-        if analysis == "paper":
-            settings = OmegaConf.to_object(cfg.paper)
-            paper_views = {view_name: PaperView(stores[view.checkpoint],
-                                                view_arrays(view, checkpoints[view.checkpoint])[-1][0])
-                           for view_name, view in views.items()}  # the paper clusters the last requested layer
-            projections = {projection_name: build(projection.projection)
-                           for projection_name, projection in cfg.paper.projections.items()}
-            result = run_paper(cfg.pair.name, corpus.name, paper_views, labels, k, cfg.cluster.name, kmeans,
-                               projections, projection_protocol(cfg.paper.projections), settings, faithfulness,
-                               silence, finetuning_texts(settings.finetuning_transcripts, corpus),
-                               tracking.lightning_logger(active.info.run_id), cfg.extract.device, cfg.seed,
-                               OmegaConf.to_object(cfg.listen), f"/get-artifact?run_uuid={active.info.run_id}&path=")
-        elif analysis == "layers":
-            layer_stores = {view_name: stores[view.checkpoint] for view_name, view in views.items()}
-            cnn = stores["pretrained"].array("cnn") if "pretrained" in stores else None
-            result = run_layers(cfg.pair.name, layer_stores, labels, k, kmeans, cfg.layers.cka_points, cfg.seed, cnn)
-        else:
-            view = cfg.model
-            projected = None if cfg.reduce is None else Projected(cfg.reduce.name, build(cfg.reduce.projection))
-            result = run_view(view.name, cfg.pair.name, stores[view.checkpoint],
-                              view_arrays(view, checkpoints[view.checkpoint]), labels, finetuned.vocabulary, k,
-                              kmeans, cfg.cluster.name, projected, faithfulness, OmegaConf.to_object(cfg.listen),
-                              OmegaConf.to_object(cfg.atlas),
-                              f"/get-artifact?run_uuid={active.info.run_id}&path=", cfg.seed)
+    with tracking.start_run(experiment_id, tracking.run_name(tags, k, len(views)), tags) as active:
+        tracking.log_config(cfg, output_dir, as_written=("analysis",))
+        run_id = active.info.run_id
+        inputs, prepared = prepare_inputs(pair, corpus, views, needed, extraction, cache_dir, cfg.silence.min_frames,
+                                          k, served_at=tracking.artifacts_served_at(run_id),
+                                          training_logger=partial(tracking.lightning_logger, run_id))
+        tracking.log_result(prepared)
+        result = pipeline(inputs, kmeans, settings, cfg.seed)
         tracking.log_result(result)
-    log.info("run %r (%s): %s", active.info.run_name, active.info.run_id, run_url(experiment_id, active.info.run_id))
+    log.info("run %r (%s): %s", active.info.run_name, run_id, run_url(experiment_id, run_id))
     return result.headline

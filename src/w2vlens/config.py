@@ -3,9 +3,10 @@
 The schema types every setting the app hands to code as plain values (`extract`, `silence`,
 `faithfulness`, `paper` with its `probe`, `layers`, `listen`, `atlas`, `tracking`), so that a value
 of the wrong type or an unknown key fails when Hydra composes the config, with its one-line message
-naming the key; the app turns them into these dataclasses (`OmegaConf.to_object`). The groups that
-choose an implementation (`data`, `cluster.estimator`, `reduce`) are built with `_target_`, and
-`pair` and `model` (a view: name, checkpoint, layer) are read by the app. A new key in
+naming the key; the pipelines get them as these dataclasses. The groups that choose an
+implementation (`data`, `cluster.estimator`, `reduce`, `analysis`: the pipeline and its settings)
+are built with `_target_`, and `pair` and the views (`model`: name, checkpoint, view, layer) are
+read by the app. A new key in
 conf/config.yaml must be added here, and its range or choices to `w2vlens.validation.RULES`.
 """
 
@@ -58,7 +59,7 @@ class ExtractConfig:
     device: str = MISSING
     dtype: str = MISSING
     storage_dtype: str = MISSING
-    layers: Any = None  # null, "all" or a list of layer indices: app.needed_arrays checks it
+    layers: Any = None  # null, "all" or a list of layer indices: views.needed_arrays checks them
     batch_seconds: float = MISSING
     loader_workers: int = MISSING
     verify: bool = MISSING
@@ -84,7 +85,7 @@ class ProbeConfig:
 
 @dataclass
 class PaperConfig:
-    """experiment=paper (conf/experiment/paper.yaml says what each means)."""
+    """experiment=paper (conf/analysis/paper.yaml says what each means)."""
 
     views: Any = MISSING  # name -> a `model` config, composed from the model group
     projections: Any = MISSING  # name -> a `reduce` config, composed from the reduce group
@@ -108,7 +109,9 @@ class PaperConfig:
 
 @dataclass
 class LayersConfig:
-    views: Any = MISSING
+    """experiment=layers (conf/analysis/layers.yaml)."""
+
+    views: Any = MISSING  # name -> a `model` config: the CNN baseline and the models scored layer by layer
     cka_points: int = MISSING
 
 
@@ -117,9 +120,10 @@ class AppConfig:
     """Values live in conf/config.yaml; this only says what each may be."""
 
     seed: int = MISSING
-    layer: Any = MISSING  # an int, a non-empty list of ints or "all": OmegaConf has no unions, app.run checks it
+    layer: Any = MISSING  # an int, a non-empty list of ints or "all": OmegaConf has no unions, validation checks it
     cache_dir: str = MISSING
-    analysis: str = MISSING
+    objective: str = MISSING
+    analysis: Any = MISSING  # conf/analysis/: the run's tags, its views, its pipeline and the pipeline's settings
     silence: SilenceConfig = field(default_factory=SilenceConfig)
     faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from w2vlens.analysis.metrics import SCORES
+from w2vlens.choices import SCORES
 
 # Grósz et al., Tables 1-3 (AMI, homogeneity, completeness).
 PAPER_TABLE1 = {

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 from filelock import FileLock
@@ -25,10 +25,11 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import MLFlowLogger
 
-from w2vlens.figures import sweep_comparison
 from w2vlens.result import Result
+
+if TYPE_CHECKING:
+    from pytorch_lightning.loggers import MLFlowLogger
 
 log = logging.getLogger(__name__)
 SWEEP_JOB_TAG = "sweep_job"  # the Hydra job number of a sweep's child run
@@ -247,6 +248,10 @@ class MlflowSweepCallback(Callback):
                 columns = [f"metrics.{m}" for m in SWEEP_METRICS]
                 scored = children.dropna(subset=columns) if set(columns) <= set(children) else children.iloc[:0]
                 if not scored.empty:
+                    import matplotlib.pyplot as plt  # here: Hydra loads this module in every job, for the callback
+
+                    from w2vlens.figures import sweep_comparison
+
                     figure = sweep_comparison(scored.set_index("tags.mlflow.runName"), SWEEP_METRICS,
                                               f"sweep {Path(absolute_sweep_dir(config.hydra)).name}: "
                                               + " ".join(config.hydra.overrides.task))
@@ -262,16 +267,32 @@ class MlflowSweepCallback(Callback):
             sys.exit(1)
 
 
-def log_config(config: DictConfig, hydra_output_dir: Path | None, leave_out: tuple[str, ...] = ()) -> None:
-    """Params = the flattened, resolved config but its top-level keys `leave_out` (settings the run
-    did not use); the `.hydra/` folder as an artifact."""
+def log_config(config: DictConfig, hydra_output_dir: Path | None, as_written: tuple[str, ...] = ()) -> None:
+    """Params = the flattened, resolved config, its top-level keys `as_written` as written (a section
+    of interpolations, such as `analysis`, would repeat the sections it points at); the `.hydra/`
+    folder as an artifact."""
     container = OmegaConf.to_container(config, resolve=True)
-    params = flatten({key: value for key, value in container.items() if key not in leave_out})
+    container |= {key: OmegaConf.to_container(config[key], resolve=False) for key in as_written}
+    params = flatten(container)
     items = list(params.items())
     for start in range(0, len(items), 100):
         mlflow.log_params(dict(items[start : start + 100]))
     if hydra_output_dir is not None and (hydra_output_dir / ".hydra").is_dir():
         mlflow.log_artifacts(str(hydra_output_dir / ".hydra"), artifact_path="hydra")
+
+
+def run_name(tags: Mapping[str, str], k: int, views: int) -> str:
+    """What the run ran, as its MLflow name, from its tags: `finetuned layer 4 spherical k=33 umap`,
+    `finetuned layers 0,4 kmeans k=33`, `cnn kmeans k=33`, `paper kmeans+spherical k=33` (an analysis
+    of several `views` is named by the analysis alone)."""
+    view, layer = tags["view"], tags["layer"]
+    shown = view if views > 1 or layer == "cnn" else f"{view} layer{'s' if ',' in layer else ''} {layer}"
+    return " ".join([shown, tags["cluster"], f"k={k}"] + ([tags["reduce"]] if "reduce" in tags else []))
+
+
+def artifacts_served_at(run_id: str) -> str:
+    """The URL prefix (relative to the MLflow UI) under which the run's artifacts are served."""
+    return f"/get-artifact?run_uuid={run_id}&path="
 
 
 def log_result(result: Result) -> None:
@@ -296,14 +317,17 @@ def log_result(result: Result) -> None:
         result.cleanup()
 
 
-class _ExistingRunLogger(MLFlowLogger):
-    """MLFlowLogger into a run the caller owns: Lightning's `finalize` would mark it finished."""
-
-    def finalize(self, status: str = "success") -> None:
-        pass
-
-
 def lightning_logger(run_id: str) -> MLFlowLogger:
     """A Lightning logger writing into the existing run `run_id` (on the current tracking URI),
-    which it leaves running: for the curves of a model a pipeline trains (the mistake probe)."""
-    return _ExistingRunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id)
+    which it leaves running: for the curves of a model a pipeline trains (the mistake probe).
+    Lightning is imported here, not with this module, which Hydra loads for its sweep callback
+    in every job: importing it takes seconds."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    class ExistingRunLogger(MLFlowLogger):
+        """MLFlowLogger into a run the caller owns: Lightning's `finalize` would mark it finished."""
+
+        def finalize(self, status: str = "success") -> None:
+            pass
+
+    return ExistingRunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id)

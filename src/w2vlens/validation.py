@@ -1,6 +1,7 @@
 """Every value of the app's config checked in one place, before any work: no checkpoint is loaded,
-nothing is written to the cache and no MLflow run is started for a bad value (`app.run` calls
-`check_config` first). The schema (`w2vlens.config`) refuses a wrong type when Hydra composes the
+nothing is written to the cache and no MLflow run is started for a bad value (`run.py` calls
+`check_config` before it imports the app, and this module imports neither torch nor MLflow, so a bad
+value is reported within a second or two). The schema (`w2vlens.config`) refuses a wrong type when Hydra composes the
 config; this checks ranges and choices, and the keys of the `_target_` groups the schema cannot
 type (`data`, `cluster.estimator`, `reduce.projection`, ...). Each error is one line,
 `key=value: use <what is allowed>`.
@@ -19,8 +20,8 @@ tests/test_validation.py composes every option of every config group, walks ever
 naming any key without a rule. Keys starting with `_`
 (`_target_`, `_convert_`) are Hydra's own; interpolations (`${seed}`) are checked where they point.
 RELATIONS are the checks between keys (`extract.shard` below `extract.num_shards`, ...). The layer
-indices are checked against the checkpoints once they are loaded (`app.needed_arrays`), still
-before the run starts.
+indices are checked against the checkpoints once they are loaded
+(`w2vlens.embeddings.views.needed_arrays`), still before the run starts.
 """
 
 from __future__ import annotations
@@ -32,11 +33,16 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from w2vlens.analysis.cluster import BACKENDS
-from w2vlens.analysis.intervals import BOOTSTRAP_UNITS
-from w2vlens.analysis.reduce import METRICS, NEIGHBOURS, UMAP_BACKENDS
-from w2vlens.embeddings.models import _DTYPES
-from w2vlens.embeddings.store import STORAGE_DTYPES
+from w2vlens.choices import (
+    BOOTSTRAP_UNITS,
+    COMPUTE_DTYPES,
+    KMEANS_BACKENDS,
+    NEIGHBOURS,
+    PROJECTION_METRICS,
+    SCORES,
+    STORAGE_DTYPES,
+    UMAP_BACKENDS,
+)
 from w2vlens.errors import W2VLensError
 
 INT32_MAX = 2**31 - 1  # counts are passed to numpy and torch, which refuse larger ones
@@ -141,7 +147,12 @@ RULES: dict[str, Rule] = {
     "seed": SEED,
     "layer": LAYERS,
     "cache_dir": TEXT,
-    "analysis": choice("view", "layers", "paper", allowed="view, or experiment=layers or experiment=paper"),
+    "objective": choice(*SCORES),
+    # analysis: conf/analysis/ (its settings and views are interpolations, checked where they point)
+    "analysis.tags.view": TEXT,
+    "analysis.tags.cluster": TEXT,
+    "analysis.views": Rule("a list of views (`model` configs)", lambda value: isinstance(value, list)),
+    "analysis.settings": Rule("the pipeline's settings (a mapping)", lambda value: isinstance(value, dict)),
     "silence.min_frames": integer(1),
     "faithfulness.neighbours": integer(1),
     "faithfulness.sample": integer(2),
@@ -187,7 +198,7 @@ RULES: dict[str, Rule] = {
                       lambda value: value == "auto" or integer(1).accepts(value)),
     "cluster.k_scale": number(gt=0),
     "cluster.estimator.spherical": BOOL,
-    "cluster.estimator.backend": choice(*BACKENDS),
+    "cluster.estimator.backend": choice(*KMEANS_BACKENDS),
     "cluster.estimator.device": DEVICE,
     "cluster.estimator.n_init": integer(1),
     "cluster.estimator.max_iter": integer(1),
@@ -198,7 +209,7 @@ RULES: dict[str, Rule] = {
     "cluster.estimator.memory_budget": integer(1, INT64_MAX, null=True),
     "cluster.estimator.seed": SEED,
     "extract.device": DEVICE,
-    "extract.dtype": choice("auto", *_DTYPES),
+    "extract.dtype": choice("auto", *COMPUTE_DTYPES),
     "extract.storage_dtype": choice("auto", *STORAGE_DTYPES),
     "extract.layers": Rule("null, all or a non-empty list of layer indices",
                            lambda value: value is None or _layer_spec(value)),
@@ -215,7 +226,7 @@ RULES: dict[str, Rule] = {
     "reduce.projection.seed": SEED,
     "reduce.projection.device": DEVICE,
     "reduce.projection.pca_components": integer(2, null=True),
-    "reduce.projection.metric": choice(*METRICS),
+    "reduce.projection.metric": choice(*PROJECTION_METRICS),
     "reduce.projection.perplexity": number(gt=0),
     "reduce.projection.n_iter": integer(1),
     "reduce.projection.early_exaggeration_iter": integer(0),
@@ -303,8 +314,6 @@ def keys_without_rules(cfg: DictConfig) -> list[str]:
 
 def _relations(cfg: DictConfig) -> Iterator[str]:
     """Checks between keys: the error of each that fails."""
-    if cfg.analysis != "view" and cfg[cfg.analysis] is None:
-        yield f"analysis={cfg.analysis} needs experiment={cfg.analysis}, which sets it up"
     settings = cfg.extract
     if settings.shard is not None and settings.shard >= settings.num_shards:
         yield (f"extract.shard={settings.shard}: use 0..{settings.num_shards - 1} "

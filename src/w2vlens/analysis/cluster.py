@@ -16,11 +16,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from w2vlens.choices import KMEANS_BACKENDS
 from w2vlens.errors import W2VLensError
 from w2vlens.progress import Progress
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "faiss", "torch", "sklearn")
 
 
 def _faiss_gpu_available() -> bool:
@@ -42,8 +42,8 @@ def _faiss_available() -> bool:
 def pick_backend(backend: str, device: str) -> tuple[str, str]:
     """Resolves `auto` to the fastest available (backend, device) pair: torch on a CUDA GPU,
     FAISS on the CPU, scikit-learn when FAISS is missing."""
-    if backend not in BACKENDS:
-        raise W2VLensError(f"cluster backend {backend!r} is not one of {BACKENDS}")
+    if backend not in KMEANS_BACKENDS:
+        raise W2VLensError(f"cluster backend {backend!r} is not one of {KMEANS_BACKENDS}")
     want_cuda = device in {"auto", "cuda"} and torch.cuda.is_available()
     if backend == "auto":  # on CUDA, torch: whole-data Lloyd on the device (FAISS seeds on the host)
         if want_cuda:
@@ -54,6 +54,14 @@ def pick_backend(backend: str, device: str) -> tuple[str, str]:
     if backend == "torch":
         return "torch", "cuda" if want_cuda else ("cpu" if device == "auto" else device)
     return "sklearn", "cpu"
+
+
+def resolve_k(k: int | str, vocabulary: list[str], scale: float = 1.0) -> int:
+    """`auto` is the number of CTC outputs plus one, as in the paper (blank splits in two), times
+    `scale`; an integer is taken as it is."""
+    if k == "auto":
+        return max(1, round((len(vocabulary) + 1) * scale))
+    return int(k)
 
 
 def _normalize(points: np.ndarray) -> np.ndarray:

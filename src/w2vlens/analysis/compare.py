@@ -8,8 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from w2vlens.analysis.metrics import SCORES, clustering_scores
+from w2vlens.analysis.metrics import clustering_scores
 from w2vlens.analysis.reduce import sample_rows
+from w2vlens.choices import SCORES
 from w2vlens.errors import W2VLensError
 
 

@@ -37,8 +37,6 @@ from sklearn.metrics.cluster._expected_mutual_info_fast import expected_mutual_i
 
 from w2vlens.errors import W2VLensError
 
-BOOTSTRAP_UNITS = ("auto", "utterance", "speaker")  # what a resample draws (paper.bootstrap_unit)
-
 METRICS = ("ami", "homogeneity", "completeness")
 EMI_MODES = ("units", "frames")
 _EPS = np.finfo(np.float64).eps

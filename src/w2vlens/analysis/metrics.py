@@ -10,8 +10,6 @@ from sklearn import metrics
 
 from w2vlens.errors import W2VLensError
 
-SCORES = ("ami", "homogeneity", "completeness")  # the paper's scores (Tables 1-3), in its order
-
 
 def clustering_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
     """AMI, homogeneity and completeness as in the paper, plus NMI, ARI and V-measure."""

@@ -30,13 +30,11 @@ import torch
 from sklearn.decomposition import PCA
 
 from w2vlens.analysis.cluster import _tf32, memory_budget
+from w2vlens.choices import NEIGHBOURS, PROJECTION_METRICS, UMAP_BACKENDS
 from w2vlens.errors import W2VLensError
 from w2vlens.progress import Progress, progress_iter
 
 log = logging.getLogger(__name__)
-UMAP_BACKENDS = ("auto", "umap-learn", "cuml")
-METRICS = ("euclidean", "cosine")
-NEIGHBOURS = ("auto", "exact", "approximate")
 # `neighbours: auto` searches exactly on the CPU up to this many rows of 1024 dims (up to the same
 # work, rows^2 x dims, at other widths: about 115,000 rows of 192 dims), approximately above.
 # FAISS's brute force grows with the square of the rows (45,000 x 1024: 44 s on 2 busy cores;
@@ -120,8 +118,8 @@ def knn_graph(X: np.ndarray, n_neighbors: int, metric: str = "euclidean", device
     FAISS's brute force on the CPU; approximate by FAISS's HNSW index on the CPU, with its recall
     measured against an exact search of RECALL_QUERIES sampled rows. Cosine neighbours are
     Euclidean ones of unit-normalised rows."""
-    if metric not in METRICS:
-        raise W2VLensError(f"kNN metric {metric!r} is not one of {METRICS}")
+    if metric not in PROJECTION_METRICS:
+        raise W2VLensError(f"kNN metric {metric!r} is not one of {PROJECTION_METRICS}")
     if not 0 < n_neighbors < len(X):
         raise W2VLensError(f"{n_neighbors} nearest neighbours need more than {len(X)} rows")
     data = np.asarray(X, dtype=np.float32)  # the store's memmap itself when it holds float32
@@ -452,8 +450,8 @@ class TSNEProjection(_Projection):
     def __init__(self, perplexity: float = 30.0, n_iter: int = 350, early_exaggeration_iter: int = 150,
                  metric: str = "euclidean", pca_components: int | None = 50, max_points: int | None = None,
                  n_jobs: int = 1, device: str = "auto", neighbours: str = "auto", seed: int = 0) -> None:
-        if metric not in METRICS:
-            raise W2VLensError(f"t-SNE metric {metric!r} is not one of {METRICS}")
+        if metric not in PROJECTION_METRICS:
+            raise W2VLensError(f"t-SNE metric {metric!r} is not one of {PROJECTION_METRICS}")
         check_neighbours(neighbours, "t-SNE neighbours")
         super().__init__(max_points, pca_components, seed, device, neighbours)
         self.perplexity = perplexity
@@ -560,8 +558,8 @@ class UMAPProjection(_Projection):
                  backend: str = "auto", device: str = "auto", neighbours: str = "auto", seed: int = 0) -> None:
         if backend not in UMAP_BACKENDS:
             raise W2VLensError(f"UMAP backend {backend!r} is not one of {UMAP_BACKENDS}")
-        if metric not in METRICS:
-            raise W2VLensError(f"UMAP metric {metric!r} is not one of {METRICS}")
+        if metric not in PROJECTION_METRICS:
+            raise W2VLensError(f"UMAP metric {metric!r} is not one of {PROJECTION_METRICS}")
         check_neighbours(neighbours, "UMAP neighbours")
         super().__init__(max_points, pca_components, seed, device, neighbours)
         self.n_neighbors = n_neighbors

@@ -36,11 +36,11 @@ import pandas as pd
 import torch
 from filelock import FileLock
 
+from w2vlens.choices import STORAGE_DTYPES
 from w2vlens.corpora.audio import audio_duration, audio_windows, load_audio, stream_audio
 from w2vlens.corpora.corpus import Corpus, Utterance
 from w2vlens.embeddings.models import Checkpoint
 from w2vlens.embeddings.store import (
-    STORAGE_DTYPES,
     STORE_VERSION,
     ArrayFile,
     EmbeddingStore,

@@ -24,6 +24,7 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
+from w2vlens.choices import COMPUTE_DTYPES
 from w2vlens.errors import W2VLensError
 from w2vlens.labelling.names import BLANK_LABEL
 
@@ -54,7 +55,7 @@ class Checkpoint:
         return int(self.model.config.num_hidden_layers)
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {name: getattr(torch, name) for name in COMPUTE_DTYPES}
 
 
 def resolve_device(device: str) -> torch.device:

@@ -30,7 +30,6 @@ from w2vlens.corpora.corpus import Corpus
 from w2vlens.errors import W2VLensError
 
 STORE_VERSION = 2
-STORAGE_DTYPES = ("float16", "float32")
 _META = "meta.json"
 _UTTERANCES = "utterances.parquet"
 _WRITE_BUFFER = 16 << 20  # store files are written in blocks of this many bytes

@@ -24,10 +24,11 @@ from w2vlens.analysis.characters import is_character, majority_blank_clusters
 from w2vlens.analysis.compare import view_comparison
 from w2vlens.analysis.correlate import character_frequencies
 from w2vlens.analysis.faithfulness import neighbourhood_scores, projection_scores
-from w2vlens.analysis.metrics import SCORES
 from w2vlens.analysis.probe import mistake_probe
 from w2vlens.analysis.reduce import KNNGraph, shared_knn_graphs
+from w2vlens.choices import SCORES
 from w2vlens.config import FaithfulnessConfig, ListenConfig, PaperConfig
+from w2vlens.corpora.corpus import Corpus, load_manifest
 from w2vlens.embeddings.store import EmbeddingStore
 from w2vlens.errors import W2VLensError
 from w2vlens.figures import agreement_projection, confusion_figure, forest_plot, paper_scores, projection_panels
@@ -39,6 +40,7 @@ from w2vlens.labelling.frames import (
     reference_column,
 )
 from w2vlens.labelling.names import BLANK_LABEL, SILENCE_LABEL
+from w2vlens.pipelines.inputs import Inputs
 from w2vlens.pipelines.view import KMeansFactory, add_cluster_audio, score_clusters, view_title
 from w2vlens.result import Result
 from w2vlens.summary import characters_summary, paper_summary, uncertainty_summary
@@ -51,6 +53,19 @@ MIN_SPEAKERS = 30  # bootstrap_unit=auto resamples speakers from this many on
 
 
 @dataclass
+class PaperSettings:
+    """experiment=paper's settings: `paper` (conf/analysis/paper.yaml says what each means), the run's
+    K-means' name (`clustering`), the faithfulness and listening settings, and the `device` of the
+    projections' exact neighbour search."""
+
+    paper: PaperConfig
+    clustering: str
+    faithfulness: FaithfulnessConfig
+    listen: ListenConfig
+    device: str
+
+
+@dataclass
 class PaperView:
     """One view of the paper's analysis: its model's store and the array it clusters."""
 
@@ -58,17 +73,17 @@ class PaperView:
     array: str
 
 
-def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: FrameLabels, k: int,
-              clustering: str, kmeans: KMeansFactory, projections: dict[str, object], protocol: dict[str, str],
-              settings: PaperConfig, faithfulness: FaithfulnessConfig, silence: dict[str, float] | None,
-              finetuning_texts: list[str] | None, probe_logger: Logger | None, device: str, seed: int,
-              listen: ListenConfig | None = None, served_at: str = "") -> Result:
-    """`views` (cnn, pretrained, finetuned), clustered with `kmeans` (named `clustering`) and, for
-    `settings.spherical_views`, spherical K-means too; `projections` (name -> unfitted projection)
-    for Table 2 with `protocol` describing how each was fitted. Tables 1-3 are drawn as one figure
-    (`figures/tables1_3`); with `listen` enabled the fine-tuned view's clusters get their audio
-    montages and `clusters.html` (served under `served_at`). Headline: the fine-tuned view's
-    Table 1 scores."""
+def run_paper(inputs: Inputs, kmeans: KMeansFactory, settings: PaperSettings, seed: int) -> Result:
+    """The views in `inputs` (cnn, pretrained, finetuned; each clustered on the last layer it reads)
+    clustered with `kmeans` (k clusters, named `settings.clustering`) and, for
+    `paper.spherical_views`, spherical K-means too; `paper.projections` for Table 2. Tables 1-3 are
+    drawn as one figure (`figures/tables1_3`); with `listen` enabled the fine-tuned view's clusters
+    get their audio montages and `clusters.html`. Headline: the fine-tuned view's Table 1 scores."""
+    paper, faithfulness, clustering = settings.paper, settings.faithfulness, settings.clustering
+    pair, labels, k = inputs.pair, inputs.labels, inputs.k
+    views = {name: PaperView(inputs.store(name), arrays[-1][0]) for name, arrays in inputs.arrays.items()}
+    projections = {name: chosen["projection"] for name, chosen in paper.projections.items()}
+    protocol = projection_protocol(projections)
     with Result() as result:  # a failure removes the files written so far
         finetuned = views["finetuned"].store
         vocabulary = finetuned.vocabulary
@@ -76,12 +91,12 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
         clusters: dict[str, np.ndarray] = {}  # the first seed's: Tables 2 and 4, the figures
         seeded: dict[tuple[str, str], np.ndarray] = {}  # (view, clustering) -> seeds x frames
         frames = finetuned.frames()
-        units, unit = bootstrap_units(frames, settings.bootstrap_unit)
+        units, unit = bootstrap_units(frames, paper.bootstrap_unit)
         result.tags["bootstrap_unit"] = unit
         table1 = []
         for name, view in views.items():
             embeddings[name] = view.store.array(view.array)
-            variants = [(clustering, {})] + ([("spherical", {"spherical": True})] if name in settings.spherical_views
+            variants = [(clustering, {})] + ([("spherical", {"spherical": True})] if name in paper.spherical_views
                                              else [])
             for variant, override in variants:
                 fitted = kmeans(n_clusters=k, **override).fit(embeddings[name])
@@ -91,8 +106,8 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
                                f"{pair} {view_title(name, view.array)} ({variant}): clusters vs pseudo-labels")
                 seeded[name, variant] = np.stack([fitted.labels_] + [
                     kmeans(n_clusters=k, seed=seed + extra, **override).fit(embeddings[name]).labels_
-                    for extra in range(1, settings.seeds)])
-                scores = uncertain_scores(labels.pseudo, seeded[name, variant], units, settings.bootstrap, seed,
+                    for extra in range(1, paper.seeds)])
+                scores = uncertain_scores(labels.pseudo, seeded[name, variant], units, paper.bootstrap, seed,
                                           f"{name} {variant} vs pseudo-labels")
                 result.metrics |= {f"table1/{name}_{variant}_{metric}": scores[metric] for metric in SCORES}
                 table1.append({"view": name, "clustering": variant, **scores})
@@ -100,7 +115,7 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
         table2 = []
         coords: dict[tuple[str, str], np.ndarray] = {}
         for name in views:  # one kNN graph per view, shared by the projections that take one
-            graphs = shared_knn_graphs(embeddings[name], list(projections.values()), device, seed)
+            graphs = shared_knn_graphs(embeddings[name], list(projections.values()), settings.device, seed)
             if any(graphs):  # how much of the true neighbourhood the (worst) graph holds: 1 when exact
                 result.metrics[f"table2/{name}_knn_recall"] = min(graph.recall for graph in graphs if graph)
             for (projection_name, projection), graph in zip(projections.items(), graphs, strict=True):
@@ -114,60 +129,94 @@ def run_paper(pair: str, data_name: str, views: dict[str, PaperView], labels: Fr
                 table2.append({"view": name, "projection": projection_name, **lost, **knn_columns(graph)})
                 log.info("%s %s: %s", name, projection_name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
 
-        table3 = view_comparison(embeddings, clusters, settings.cka_points, seed)
+        table3 = view_comparison(embeddings, clusters, paper.cka_points, seed)
         table3 = table3[["earlier", "later", "linear_cka"]].join(pd.DataFrame([  # Table 3 over the seeds
-            uncertain_scores(seeded[later, clustering], seeded[earlier, clustering], units, settings.bootstrap, seed,
+            uncertain_scores(seeded[later, clustering], seeded[earlier, clustering], units, paper.bootstrap, seed,
                              f"{earlier} vs {later}") for earlier, later in zip(table3["earlier"], table3["later"],
                                                                                  strict=True)]))
         for row in table3.itertuples():
             result.metrics |= {f"table3/{row.earlier}_vs_{row.later}_{metric}": getattr(row, metric)
                                for metric in ("ami", "linear_cka")}
 
-        shown = settings.figure_projection
+        shown = paper.figure_projection
         add_figure1(result, pair, {name: coords[name, shown] for name in views}, shown, labels, clusters,
-                    frames, settings, seed)
+                    frames, paper, seed)
         tables = {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "table3": table3}
         for table_name, table in tables.items():
             result.tables[f"tables/{table_name}.json"] = table
-        tests = paired_tests(result, labels.pseudo, seeded, clustering, units, settings.bootstrap, seed)
+        tests = paired_tests(result, labels.pseudo, seeded, clustering, units, paper.bootstrap, seed)
         result.tables["tables/table1_seeds.json"] = pd.DataFrame(
             [{"view": view, "clustering": variant, "seed": seed + number,
               **{m: s for m, s in paper_tables.table1(labels.pseudo, labelled).items() if m in SCORES}}
              for (view, variant), rows in seeded.items() for number, labelled in enumerate(rows)])
         forest = tables["table1"].set_index(tables["table1"]["view"] + " " + tables["table1"]["clustering"])
         result.add_figure("figures/table1_intervals", forest_plot(
-            forest, SCORES, f"{pair}: Table 1, mean over {settings.seeds} K-means seed(s), "
+            forest, SCORES, f"{pair}: Table 1, mean over {paper.seeds} K-means seed(s), "
             f"95% bootstrap interval over {unit}s"), FORMATS)
         result.add_figure("figures/tables1_3", paper_scores(*tables.values(), f"{pair}: Tables 1-3 (k={k})"), FORMATS)
-        if listen is not None and listen.enabled:
+        if settings.listen.enabled:
             add_cluster_audio(result, "", clusters["finetuned"], labels.classes, finetuned,
-                              f"{pair} {view_title('finetuned', views['finetuned'].array)} ({clustering})", listen,
-                              served_at, seed)
+                              f"{pair} {view_title('finetuned', views['finetuned'].array)} ({clustering})",
+                              settings.listen, inputs.served_at, seed)
         result.tags["table2_protocol"] = "; ".join(f"{name}: {text}" for name, text in protocol.items())
         utterances = finetuned.utterances()
-        report = characters(result, settings, clusters, labels, utterances, vocabulary, finetuning_texts) | {"k": k}
-        report |= annotators(result, settings, embeddings["finetuned"], clusters["finetuned"],
+        report = characters(result, paper, clusters, labels, utterances, vocabulary,
+                            finetuning_texts(paper.finetuning_transcripts, inputs.corpus)) | {"k": k}
+        report |= annotators(result, paper, embeddings["finetuned"], clusters["finetuned"],
                              finetuned.array("logits"), coords["finetuned", shown], labels, utterances, vocabulary,
-                             probe_logger, seed)
+                             inputs.training_logger() if inputs.training_logger else None, seed)
         report["differences"] = differences(pair, finetuned, views["finetuned"].array, k, len(utterances), protocol,
-                                            report["table5_rule"], settings)
+                                            report["table5_rule"], paper)
         bands = None
-        if settings.seeds > 1 and "pretrained" in seeded_views(seeded, clustering):
+        if paper.seeds > 1 and "pretrained" in seeded_views(seeded, clustering):
             bands = paper_tables.band_changes(list(seeded["pretrained", clustering]), character_label_ids(
-                settings, labels, vocabulary), vocabulary, BLANK_LABEL, [tuple(b) for b in settings.accuracy_bands])
+                paper, labels, vocabulary), vocabulary, BLANK_LABEL, [tuple(b) for b in paper.accuracy_bands])
             result.tables["tables/table4_band_seeds.json"] = bands.reset_index()
             result.metrics["table4/band_changes"] = int(bands["changes"].sum())
-        design = f"{settings.seeds} K-means seed(s), " + (
-            f"{settings.bootstrap} resamples of the {len(np.unique(units))} {unit}s with replacement"
-            if settings.bootstrap else "no bootstrap")
-        summary = paper_summary(f"w2vlens: pair {pair} on {data_name}", *tables.values(), silence, protocol)
-        summary += uncertainty_summary(tables["table1"], table3, tests, design, bands, settings.seeds)
+        design = f"{paper.seeds} K-means seed(s), " + (
+            f"{paper.bootstrap} resamples of the {len(np.unique(units))} {unit}s with replacement"
+            if paper.bootstrap else "no bootstrap")
+        summary = paper_summary(f"w2vlens: pair {pair} on {inputs.corpus.name}", *tables.values(), inputs.silence,
+                                protocol)
+        summary += uncertainty_summary(tables["table1"], table3, tests, design, bands, paper.seeds)
         summary += characters_summary(report)
         result.texts["summary.md"] = summary
         log.info("summary:\n%s", summary)
         finetuned_row = tables["table1"].query("view == 'finetuned'").iloc[0]
         result.headline = {metric: float(finetuned_row[metric]) for metric in SCORES}
         return result
+
+
+def projection_protocol(projections: dict[str, object]) -> dict[str, str]:
+    """How each projection of Table 2 is fitted, in words, for the summary: every frame (the paper's
+    protocol) or a sample with the rest placed by `transform`, and the settings that differ."""
+    protocol = {}
+    for name, projection in projections.items():
+        fitted = ("every frame" if projection.max_points is None
+                  else f"a stratified sample of {projection.max_points:,} frames, the rest placed with transform")
+        details = [f"fitted on {fitted}"]
+        if projection.pca_components is not None:
+            details.append(f"after PCA to {projection.pca_components} dims")
+        for key in ("perplexity", "n_iter", "early_exaggeration_iter", "n_neighbors", "min_dist", "metric",
+                    "n_epochs"):
+            if hasattr(projection, key):
+                details.append(f"{key}={getattr(projection, key)}")
+        protocol[name] = ", ".join(details)
+    return protocol
+
+
+def finetuning_texts(source: str | None, corpus: Corpus) -> list[str] | None:
+    """Transcripts of the fine-tuning data for the character frequencies: `auto` is what the
+    corpus says its model was fine-tuned on (the demo's train split), else a manifest's texts."""
+    if source is None:
+        return None
+    if source == "auto":
+        if corpus.finetuning_texts is None:
+            log.warning("paper.finetuning_transcripts=auto: no fine-tuning transcripts known for this data; "
+                        "set it to a manifest of them for the frequency correlations")
+            return None
+        return corpus.finetuning_texts()
+    return [utt.text for utt in load_manifest(source).utterances if utt.text]
 
 
 def knn_columns(graph: KNNGraph | None) -> dict[str, object]:

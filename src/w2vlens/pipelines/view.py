@@ -16,9 +16,11 @@ from w2vlens.analysis.metrics import cluster_summary, contingency
 from w2vlens.atlas import ATLAS_DIR, export_viewer, frame_table
 from w2vlens.config import AtlasConfig, FaithfulnessConfig, ListenConfig
 from w2vlens.embeddings.store import EmbeddingStore
+from w2vlens.errors import W2VLensError
 from w2vlens.figures import contingency_heatmap, projection_panels
 from w2vlens.labelling.frames import FrameLabels, annotator_errors
 from w2vlens.listen import cluster_montages, clusters_page, utterance_reader, write_montages
+from w2vlens.pipelines.inputs import Inputs
 from w2vlens.result import Result
 
 log = logging.getLogger("w2vlens")
@@ -26,11 +28,17 @@ KMeansFactory = Callable[..., object]  # n_clusters=k (and overrides) -> an unfi
 
 
 @dataclass
-class Projected:
-    """A projection to 2-D and its name (`pca`, `tsne`, `umap`)."""
+class ViewSettings:
+    """The view pipeline's settings: the clustering's name (`kmeans`, `spherical`: titles and logs),
+    the projection to 2-D (a w2vlens.analysis.reduce projection) and its name, or None, and the
+    faithfulness, listening and atlas settings."""
 
-    name: str
-    projection: object  # a w2vlens.analysis.reduce projection (fit_transform)
+    clustering: str
+    projection: object | None
+    projection_name: str | None
+    faithfulness: FaithfulnessConfig
+    listen: ListenConfig
+    atlas: AtlasConfig
 
 
 def view_title(view: str, array_name: str) -> str:
@@ -50,19 +58,19 @@ def score_clusters(result: Result, table_path: str, figure_path: str, clusters: 
     return scores
 
 
-def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str, int | None]], labels: FrameLabels,
-             vocabulary: list[str], k: int, kmeans: KMeansFactory, clustering: str, projected: Projected | None,
-             faithfulness: FaithfulnessConfig, listen: ListenConfig, atlas: AtlasConfig, served_at: str,
-             seed: int) -> Result:
-    """Clusters each of the view's `arrays` (name, layer) with `kmeans` (named `clustering` in
-    titles and logs) and scores it; with `projected` also projects it to 2-D, measures what the
-    projection loses and draws it. `labels` and `vocabulary`
-    are the fine-tuned model's (a pre-trained store has no vocabulary). Metrics and artifacts are
-    named by role (`ami`, `contingency.png`), and the figures lie at the run's top level, the only
-    place MLflow's compare view looks for common artifacts, so that runs of other views show them
-    side by side; with several layers each one's go under a `layer_NN/` section.
-    `served_at` is the URL prefix under which the run's artifacts are served (for the audio page).
-    Headline: the last array's scores."""
+def run_view(inputs: Inputs, kmeans: KMeansFactory, settings: ViewSettings, seed: int) -> Result:
+    """Clusters each array (layer) of the one view in `inputs` with `kmeans` (k clusters) and
+    scores it against the fine-tuned model's pseudo-labels; with a projection also projects it to
+    2-D, measures what the projection loses and draws it. Metrics and artifacts are named by role
+    (`ami`, `contingency.png`), and the figures lie at the run's top level, the only place MLflow's
+    compare view looks for common artifacts, so that runs of other views show them side by side;
+    with several layers each one's go under a `layer_NN/` section. Headline: the last array's scores."""
+    if len(inputs.views) != 1:
+        raise W2VLensError(f"the view analysis reads one view, got {len(inputs.views)}: {', '.join(inputs.views)}")
+    (view,) = inputs.views
+    store, arrays, labels, k, pair = inputs.store(view), inputs.arrays[view], inputs.labels, inputs.k, inputs.pair
+    vocabulary = inputs.finetuned.vocabulary  # a pre-trained store has none
+    clustering, listen, projected = settings.clustering, settings.listen, settings.projection_name
     with Result() as result:  # a failure removes the files written so far
         for array_name, _ in arrays:
             prefix = "" if len(arrays) == 1 else f"{array_name}/"
@@ -76,20 +84,20 @@ def run_view(view: str, pair: str, store: EmbeddingStore, arrays: list[tuple[str
             result.headline = scores
             if listen.enabled:
                 add_cluster_audio(result, prefix, fitted.labels_, labels.classes, store, f"{pair} {shown}", listen,
-                                  served_at + quote(prefix), seed)
-            if projected is not None:
-                coords = projected.projection.fit_transform(embeddings, labels=labels.classes)
-                lost = projection_faithfulness(embeddings, coords, fitted.labels_, faithfulness.neighbours,
-                                               faithfulness.sample, seed, kmeans)
+                                  inputs.served_at + quote(prefix), seed)
+            if settings.projection is not None:
+                coords = settings.projection.fit_transform(embeddings, labels=labels.classes)
+                lost = projection_faithfulness(embeddings, coords, fitted.labels_, settings.faithfulness.neighbours,
+                                               settings.faithfulness.sample, seed, kmeans)
                 result.metrics |= {f"{prefix}{metric}": value for metric, value in lost.items()}
-                log.info("%s %s: %s", shown, projected.name, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
-                title = f"{pair} {shown}, {projected.name}"
+                log.info("%s %s: %s", shown, projected, ", ".join(f"{m}={v:.3f}" for m, v in lost.items()))
+                title = f"{pair} {shown}, {projected}"
                 for colour_name, colours in (("label", labels.classes), ("cluster", fitted.labels_)):
                     figure = projection_panels({view: coords}, colours, title=f"{title}: by {colour_name}", seed=seed)
                     result.add_figure(f"{prefix}projection_by_{colour_name}", figure, ("png", "pdf"))
-                if atlas.enabled:
+                if settings.atlas.enabled:
                     add_atlas(result, coords, fitted.labels_, labels, vocabulary, store,
-                              f"{projected.name}_{array_name}", atlas.viewer)
+                              f"{projected}_{array_name}", settings.atlas.viewer)
         return result
 
 
