@@ -137,22 +137,17 @@ def extract_shard(pair: Pair, corpus: Corpus, needed: dict[str, set[str]], setti
              f"waiting for other shards: {', '.join(waiting)}" if waiting else "every store is complete")
 
 
-def prepare_inputs(pair: Pair, corpus: Corpus, views: Sequence[View], needed: dict[str, set[str]],
-                   settings: ExtractConfig, cache_dir: Path, min_silence_frames: int, k: int,
-                   served_at: str = "", training_logger: Callable[[], Logger] | None = None
-                   ) -> tuple[Inputs, Result]:
-    """Extracts the stores, then labels every frame (`label_frames`, with silence runs of at least
+def label_inputs(pair: Pair, corpus: Corpus, views: Sequence[View], stores: dict[str, EmbeddingStore],
+                 min_silence_frames: int, k: int, served_at: str = "",
+                 training_logger: Callable[[], Logger] | None = None) -> tuple[Inputs, Result]:
+    """Labels every frame of the extracted `stores` (`label_frames`, with silence runs of at least
     `min_silence_frames`) and scores the silence split against known pauses: the pipeline's inputs,
     and the stage's metrics as a Result."""
-    started = time.perf_counter()
-    stores, hits = extract_stores(pair, corpus, needed, settings, cache_dir)
-    result = Result(metrics={"extract_seconds": time.perf_counter() - started}
-                    | {f"cache_hit_{side}": float(hit) for side, hit in hits.items()})
     finetuned = stores["finetuned"]
     utterances = finetuned.utterances()
     labels = label_frames(finetuned.array("logits"), utterances, finetuned.vocabulary, min_silence_frames)
-    result.metrics |= {"frames": finetuned.n_frames, "utterances": len(corpus.utterances), "k": k,
-                       "alignment_skipped": len(labels.skipped)}
+    result = Result(metrics={"frames": finetuned.n_frames, "utterances": len(corpus.utterances), "k": k,
+                             "alignment_skipped": len(labels.skipped)})
     silence = silence_scores(labels.classes, utterances, finetuned.meta["frame_seconds"])
     if silence is not None:
         result.metrics |= {f"silence_{metric}": value for metric, value in silence.items()}
@@ -160,4 +155,19 @@ def prepare_inputs(pair: Pair, corpus: Corpus, views: Sequence[View], needed: di
     arrays = {view.name: view.arrays(pair.checkpoints[view.side]) for view in views}
     inputs = Inputs(pair.name, corpus, stores, {view.name: view for view in views}, arrays, labels, silence, k,
                     served_at, training_logger)
+    return inputs, result
+
+
+def prepare_inputs(pair: Pair, corpus: Corpus, views: Sequence[View], needed: dict[str, set[str]],
+                   settings: ExtractConfig, cache_dir: Path, min_silence_frames: int, k: int,
+                   served_at: str = "", training_logger: Callable[[], Logger] | None = None
+                   ) -> tuple[Inputs, Result]:
+    """The whole stage: `extract_stores`, then `label_inputs`; the metrics add the extraction's
+    seconds and each store's cache hit."""
+    started = time.perf_counter()
+    stores, hits = extract_stores(pair, corpus, needed, settings, cache_dir)
+    extracted = {"extract_seconds": time.perf_counter() - started} | {f"cache_hit_{side}": float(hit)
+                                                                       for side, hit in hits.items()}
+    inputs, result = label_inputs(pair, corpus, views, stores, min_silence_frames, k, served_at, training_logger)
+    result.metrics = extracted | result.metrics
     return inputs, result
