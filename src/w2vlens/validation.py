@@ -1,8 +1,8 @@
 """Every value of the app's config checked in one place, before any work: no checkpoint is loaded,
 nothing is written to the cache and no MLflow run is started for a bad value (`run.py` calls
-`check_config` before it imports the app, and this module imports neither torch nor MLflow, so a bad
-value is reported within a second or two). The schema (`w2vlens.config`) refuses a wrong type when Hydra composes the
-config; this checks ranges and choices, and the keys of the `_target_` groups the schema cannot
+`check_config` before it imports the app, and this module imports neither torch nor MLflow: the
+choices it names are in `w2vlens.choices`). The schema (`w2vlens.config`) refuses a wrong type when
+Hydra composes the config; this checks ranges and choices, and the keys of the `_target_` groups the schema cannot
 type (`data`, `cluster.estimator`, `reduce.projection`, ...). Each error is one line,
 `key=value: use <what is allowed>`.
 
