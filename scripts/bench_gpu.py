@@ -248,6 +248,7 @@ def run(args: argparse.Namespace, workdir: Path, dim: int) -> None:
           flush=True)
     rows.append(disk_write_speed(workdir, args.disk_gb))
     rows += extraction_rows(checkpoint, audio, device, workdir / "extract")
+    write_table(rows, args.out, args.smoke)
 
     KMeans(4).fit(np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32))  # CUDA context, not timed
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -257,15 +258,19 @@ def run(args: argparse.Namespace, workdir: Path, dim: int) -> None:
         if n == sizes[0]:
             rows.append(knn_row(points, min(90, n - 1)))
         del points
+        write_table(rows, args.out, args.smoke)
     for row in rows:
         print(" | ".join(f"{key}={value}" for key, value in row.items()), flush=True)
+    print("\n" + markdown(rows, f"GPU benchmark on {machine()}{' (smoke mode)' if args.smoke else ''}"))
 
-    table = markdown(rows, f"GPU benchmark on {machine()}{' (smoke mode)' if args.smoke else ''}")
-    print("\n" + table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
-    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine(), "smoke": args.smoke, "rows": rows},
-                                                        indent=1, ensure_ascii=False))
+
+def write_table(rows: list[dict[str, object]], out: Path, smoke: bool) -> None:
+    """Writes the rows measured so far to `out` (Markdown) and its .json twin, so that a run cut
+    short by a time limit still leaves what it measured."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(rows, f"GPU benchmark on {machine()}{' (smoke mode)' if smoke else ''}"))
+    out.with_suffix(".json").write_text(json.dumps({"machine": machine(), "smoke": smoke, "rows": rows},
+                                                   indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
+from w2vlens.errors import W2VLensError
 from w2vlens.result import Result
 
 if TYPE_CHECKING:
@@ -331,3 +333,26 @@ def lightning_logger(run_id: str) -> MLFlowLogger:
             pass
 
     return ExistingRunLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run_id)
+
+
+def _store_client(store_dir: Path, run_id: str) -> MlflowClient:
+    """A client on the store at `store_dir` that holds run `run_id`; a missing store or run is
+    a one-line W2VLensError (no store is created by looking)."""
+    if not (store_dir / "mlflow.db").is_file():
+        raise W2VLensError(f"{store_dir}: no MLflow store here (pass --store, the runs' tracking.dir)")
+    client = MlflowClient(tracking_uri(store_dir))
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise W2VLensError(f"run {run_id!r}: not found in {store_dir}") from None
+    return client
+
+
+def run_artifact_names(store_dir: Path, run_id: str, folder: str) -> list[str]:
+    """The names of the files in run `run_id`'s artifact `folder`, for tools outside a run."""
+    return [Path(item.path).name for item in _store_client(store_dir, run_id).list_artifacts(run_id, folder)]
+
+
+def download_run_artifact(store_dir: Path, run_id: str, path: str, destination: Path) -> Path:
+    """Run `run_id`'s artifact `path` downloaded into `destination`; returns the local file."""
+    return Path(_store_client(store_dir, run_id).download_artifacts(run_id, path, str(destination)))

@@ -75,10 +75,12 @@ class KMeans:
 
     The torch backend runs Lloyd iterations on every point on its device (`tol` as scikit-learn's:
     a fraction of the data's mean variance the centroids' total squared shift must fall below;
-    `n_iter_` the iterations of the best start). On CUDA, `tf32` lets the distance products use
-    tensor cores (fp32 inputs rounded to 10 mantissa bits, fp32 accumulation and output; centroid
-    sums stay in full fp32), and `memory_budget` bounds the device memory it uses (None: 80% of
-    what is free): the points stay on the device when they fit, else they are streamed in chunks.
+    `n_iter_` the iterations of the best start). On CUDA, `tf32` lets the Lloyd iterations' distance
+    products use tensor cores (fp32 inputs rounded to 10 mantissa bits, fp32 accumulation and
+    output; centroid sums stay in full fp32); the final labels, `inertia_` and `predict` are
+    computed in full fp32 (on an H200, TF32 distances moved the objective by 0.07%).
+    `memory_budget` bounds the device memory it uses (None: 80% of what is free): the points stay
+    on the device when they fit, else they are streamed in chunks.
     """
 
     def __init__(
@@ -146,7 +148,7 @@ class KMeans:
         if self.backend_ == "torch":
             rows = DeviceRows(points, torch.device(self.device_), self.spherical, self.memory_budget)
             centers = torch.from_numpy(self.cluster_centers_).to(rows.device)
-            with _tf32(self.tf32 and rows.device.type == "cuda"):
+            with _tf32(False):  # as the labels of `fit`: in full fp32
                 return _torch_assign(rows, centers, self.n_clusters)[0].cpu().numpy()
         return self._assign(self._prepare(points))[0]
 
@@ -223,7 +225,8 @@ class KMeans:
                     centers = updated
                     if (iterations % _CHECK_EVERY == 0 or iterations == self.max_iter) and shift <= tolerance:
                         break
-                labels, distances = _torch_assign(rows, centers, self.n_clusters)
+                with _tf32(False):  # the reported labels and objective in full fp32
+                    labels, distances = _torch_assign(rows, centers, self.n_clusters)
                 inertia = distances.sum(dtype=torch.float64)
                 if best is None or inertia < best[2]:
                     best, self.n_iter_ = (centers, labels, inertia), iterations
