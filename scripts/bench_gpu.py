@@ -258,19 +258,21 @@ def run(args: argparse.Namespace, workdir: Path, dim: int) -> None:
         if n == sizes[0]:
             rows.append(knn_row(points, min(90, n - 1)))
         del points
-        write_table(rows, args.out, args.smoke)
+        table = write_table(rows, args.out, args.smoke)
     for row in rows:
         print(" | ".join(f"{key}={value}" for key, value in row.items()), flush=True)
-    print("\n" + markdown(rows, f"GPU benchmark on {machine()}{' (smoke mode)' if args.smoke else ''}"))
+    print("\n" + table)
 
 
-def write_table(rows: list[dict[str, object]], out: Path, smoke: bool) -> None:
-    """Writes the rows measured so far to `out` (Markdown) and its .json twin, so that a run cut
-    short by a time limit still leaves what it measured."""
+def write_table(rows: list[dict[str, object]], out: Path, smoke: bool) -> str:
+    """Writes the rows measured so far to `out` (Markdown, returned) and its .json twin, so that a
+    run cut short by a time limit still leaves what it measured."""
+    table = markdown(rows, f"GPU benchmark on {machine()}{' (smoke mode)' if smoke else ''}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(rows, f"GPU benchmark on {machine()}{' (smoke mode)' if smoke else ''}"))
+    out.write_text(table)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine(), "smoke": smoke, "rows": rows},
                                                    indent=1, ensure_ascii=False))
+    return table
 
 
 if __name__ == "__main__":
